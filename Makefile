@@ -1,0 +1,137 @@
+# triage — email/chat triage gateway
+#
+#   make            build build/triage
+#   make check      build everything, run the whole suite (unit, sanitizer,
+#                   golden, corpus, fuzz smoke, integration against real servers)
+#   make bench      benchmarks (bench/), figures on stdout
+#   make fuzz       fuzz every parser for FUZZ_SECONDS each (default 60)
+#   make demo       the README's main job
+#   make install    PREFIX=/usr/local DESTDIR=
+#
+# Every module directory is compiled by wildcard: a new src/<dir>/x.c or
+# tests/unit/test_x.c needs no edit here.
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SYSCONFDIR ?= $(PREFIX)/etc
+DATADIR    ?= $(PREFIX)/share
+DESTDIR    ?=
+BUILDDIR   ?= build
+SANITIZE   ?=
+FUZZ_SECONDS ?= 60
+CC         ?= cc
+
+PKGS = gmime-3.0 glib-2.0 libxml-2.0 tre sqlite3 json-glib-1.0 \
+       libexttextcat libesmtp-1.0 libstrophe openssl
+
+ifeq ($(filter clean help,$(MAKECMDGOALS)),)
+ifneq ($(shell pkg-config --exists $(PKGS) && echo ok),ok)
+$(error missing build dependencies ($(shell for p in $(PKGS); do pkg-config --exists $$p || printf '%s ' $$p; done)) — run ./bootstrap)
+endif
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# libetpan: plain -letpan (its .pc drags in a no-PIE specs file, see docs)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -letpan -lmilter -lpthread -lm
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+WARN    = -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
+OPT     ?= -O2 -g
+ifeq ($(SANITIZE),1)
+OPT      = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDSAN    = -fsanitize=address,undefined
+endif
+DEFS    = -D_GNU_SOURCE -DTR_SYSCONFDIR='"$(SYSCONFDIR)/triage"' -DTR_DATADIR='"$(DATADIR)/triage"'
+ALL_CFLAGS = -std=gnu11 -Isrc $(DEFS) $(WARN) $(PKG_CFLAGS) $(OPT) $(CFLAGS) -MMD -MP
+ALL_LDFLAGS = $(LDSAN) $(LDFLAGS)
+
+LIB_SRC  := $(sort $(wildcard src/core/*.c src/store/*.c src/channels/*.c src/daemon/*.c))
+CLI_SRC  := $(sort $(wildcard src/cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
+TEST_SUPPORT_SRC := $(sort $(wildcard tests/unit/support/*.c))
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILDDIR)/obj/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILDDIR)/obj/%.o)
+TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:%.c=$(BUILDDIR)/obj/%.o)
+LIB      := $(BUILDDIR)/libtriage.a
+BIN      := $(BUILDDIR)/triage
+TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILDDIR)/tests/%)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILDDIR)/bench/%)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+
+.PHONY: all tests asan-tests fuzz-build check bench fuzz demo install clean help
+.DEFAULT_GOAL := all
+.SECONDARY:
+
+all: $(BIN)
+
+help:
+	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
+
+$(BUILDDIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(PKG_LIBS)
+
+$(BUILDDIR)/tests/%: $(BUILDDIR)/obj/tests/unit/%.o $(TEST_SUPPORT_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJ) $(LIB) $(PKG_LIBS) $(CMOCKA_LIBS)
+
+$(BUILDDIR)/bench/%: $(BUILDDIR)/obj/bench/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(PKG_LIBS)
+
+tests: $(BIN) $(TEST_BIN)
+
+# The same unit tests and binary, built with ASan+UBSan into build/asan.
+asan-tests:
+	$(MAKE) BUILDDIR=build/asan SANITIZE=1 tests
+
+# libFuzzer targets: clang, ASan+UBSan, one binary per tests/fuzz/fuzz_*.c
+FUZZ_CFLAGS = -std=gnu11 -Isrc $(DEFS) $(WARN) -Wno-strict-prototypes $(PKG_CFLAGS) -O1 -g \
+	-fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=build/fuzz/obj/%.o)
+build/fuzz/libtriage.a: $(FUZZ_LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+build/fuzz/%: build/fuzz/obj/tests/fuzz/%.o build/fuzz/libtriage.a
+	clang -fsanitize=fuzzer,address,undefined -o $@ $< build/fuzz/libtriage.a $(PKG_LIBS)
+fuzz-build: $(FUZZ_BIN)
+
+check: all tests asan-tests fuzz-build
+	tests/run
+
+bench: all $(BENCH_BIN)
+	bench/run
+
+fuzz: fuzz-build
+	tests/fuzz/run $(FUZZ_SECONDS)
+
+demo: all
+	contrib/demo/run
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/triage/rules.d $(DESTDIR)$(DATADIR)/triage
+	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/triage
+	for f in conf/*.conf conf/rules.d/*.conf; do \
+		[ -e "$$f" ] || continue; \
+		[ -e "$(DESTDIR)$(SYSCONFDIR)/triage/$${f#conf/}" ] || \
+			install -m 644 "$$f" "$(DESTDIR)$(SYSCONFDIR)/triage/$${f#conf/}"; \
+	done
+	cp -R templates $(DESTDIR)$(DATADIR)/triage/
+	if [ -d conf/sentiment ]; then cp -R conf/sentiment $(DESTDIR)$(DATADIR)/triage/; fi
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

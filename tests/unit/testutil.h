@@ -1,0 +1,25 @@
+/*
+ * testutil.h — what every unit test includes: cmocka and small helpers.
+ *
+ * tr_test_path() resolves a path under the repository (tests run from the
+ * top directory); tr_test_corpus() resolves under ../shared/corpus and
+ * returns NULL when the corpus is absent, so a test can skip with a clear
+ * message.  Returned strings are g_malloc'd: g_free them.
+ */
+#ifndef TR_TESTUTIL_H
+#define TR_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <glib.h>
+
+char *tr_test_path(const char *relative);
+char *tr_test_corpus(const char *relative);
+/* The whole file, or a cmocka failure naming it. */
+char *tr_test_read(const char *path, size_t *len_r);
+
+#endif
