@@ -45,6 +45,15 @@ DEFS    = -D_GNU_SOURCE -DTR_SYSCONFDIR='"$(SYSCONFDIR)/triage"' -DTR_DATADIR='"
 ALL_CFLAGS = -std=gnu11 -Isrc $(DEFS) $(WARN) $(PKG_CFLAGS) $(OPT) $(CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(LDSAN) $(LDFLAGS)
 
+# Quiet by default; `make V=1` shows the commands.
+ifeq ($(V),1)
+Q =
+say = @true
+else
+Q = @
+say = @printf '  %-6s %s\n'
+endif
+
 LIB_SRC  := $(sort $(wildcard src/core/*.c src/store/*.c src/channels/*.c src/daemon/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
@@ -72,40 +81,47 @@ help:
 
 $(BUILDDIR)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(say) CC $<
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	$(say) AR $@
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(BIN): $(CLI_OBJ) $(LIB)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(PKG_LIBS)
+	$(say) LINK $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(PKG_LIBS)
 
 $(BUILDDIR)/tests/%: $(BUILDDIR)/obj/tests/unit/%.o $(TEST_SUPPORT_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJ) $(LIB) $(PKG_LIBS) $(CMOCKA_LIBS)
+	$(say) LINK $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJ) $(LIB) $(PKG_LIBS) $(CMOCKA_LIBS)
 
 $(BUILDDIR)/bench/%: $(BUILDDIR)/obj/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(PKG_LIBS)
+	$(say) LINK $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(PKG_LIBS)
 
 tests: $(BIN) $(TEST_BIN)
 
 # The same unit tests and binary, built with ASan+UBSan into build/asan.
 asan-tests:
-	$(MAKE) BUILDDIR=build/asan SANITIZE=1 tests
+	$(Q)$(MAKE) --no-print-directory BUILDDIR=build/asan SANITIZE=1 tests
 
 # libFuzzer targets: clang, ASan+UBSan, one binary per tests/fuzz/fuzz_*.c
 FUZZ_CFLAGS = -std=gnu11 -Isrc $(DEFS) $(WARN) -Wno-strict-prototypes $(PKG_CFLAGS) -O1 -g \
 	-fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
 build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+	$(say) CLANG $<
+	$(Q)clang $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=build/fuzz/obj/%.o)
 build/fuzz/libtriage.a: $(FUZZ_LIB_OBJ)
-	rm -f $@ && ar rcs $@ $^
+	$(Q)rm -f $@ && ar rcs $@ $^
 build/fuzz/%: build/fuzz/obj/tests/fuzz/%.o build/fuzz/libtriage.a
-	clang -fsanitize=fuzzer,address,undefined -o $@ $< build/fuzz/libtriage.a $(PKG_LIBS)
+	$(say) LINK $@
+	$(Q)clang -fsanitize=fuzzer,address,undefined -o $@ $< build/fuzz/libtriage.a $(PKG_LIBS)
 fuzz-build: $(FUZZ_BIN)
 
 check: all tests asan-tests fuzz-build

@@ -1,0 +1,37 @@
+/*
+ * cli.h — the `triage` command line (tr_cli_*)
+ *
+ * main.c dispatches to one function per subcommand, each in its own file.
+ * A subcommand returns the process exit status: 0 success, 1 some input or
+ * operation failed, 2 usage or configuration error.
+ */
+#ifndef TR_CLI_H
+#define TR_CLI_H
+
+#include <glib.h>
+
+#include "core/engine.h"
+
+#define TR_EXIT_OK 0
+#define TR_EXIT_FAIL 1
+#define TR_EXIT_USAGE 2
+
+typedef int tr_cli_fn(int argc, char **argv);
+
+int tr_cli_classify(int argc, char **argv);
+int tr_cli_check_config(int argc, char **argv);
+
+/* The config path: -c value, else $TRIAGE_CONFIG, else the installed one. */
+const char *tr_cli_config_path(const char *option_value);
+
+/*
+ * Parse options with GOptionContext (which gives --help); on a usage error
+ * prints "triage CMD: message" and returns false.
+ */
+gboolean tr_cli_parse(const char *command, const char *params, const char *summary,
+                      GOptionEntry *entries, int *argc, char ***argv);
+
+/* Load the engine, printing every diagnostic to stderr; NULL on error. */
+tr_engine *tr_cli_engine(const char *config_path);
+
+#endif

@@ -1,0 +1,84 @@
+/* engine.c — config to pipeline; see engine.h */
+#include "core/engine.h"
+
+#include <string.h>
+
+#include "core/lang.h"
+
+#define TEXTCAT_MODELS "/usr/share/libexttextcat"
+
+struct tr_engine {
+	tr_conf *conf;
+	tr_lang *lang;
+	tr_norm *norm;
+	tr_norm_limits limits;
+};
+
+static const char *const triage_keys[] = {
+	"language_fingerprints", "language_models", "trusted_authserv_id", NULL,
+};
+
+tr_engine *tr_engine_load(const char *config_path, tr_diag *diag)
+{
+	unsigned errors_before = tr_diag_error_count(diag);
+	tr_conf *conf = tr_conf_load(config_path, diag);
+	if (conf == NULL)
+		return NULL;
+	tr_engine *engine = g_new0(tr_engine, 1);
+	engine->conf = conf;
+
+	if (!g_key_file_has_group(tr_conf_keyfile(conf), "triage"))
+		tr_diag_warning(diag, tr_conf_path(conf), 0, "no [triage] group: using defaults");
+	tr_conf_check_keys(conf, diag, "triage", triage_keys);
+	tr_conftab_load(tr_norm_limits_table, conf, diag, "limits", &engine->limits);
+
+	char *fingerprints = tr_conf_file_path(conf, "triage", "language_fingerprints", NULL);
+	char *models = tr_conf_string(conf, "triage", "language_models", TEXTCAT_MODELS);
+	GError *error = NULL;
+	engine->lang = tr_lang_new(fingerprints, models, &error);
+	if (engine->lang == NULL) {
+		tr_conf_error(conf, diag, "triage", "language_fingerprints", "%s", error->message);
+		g_clear_error(&error);
+	}
+	g_free(fingerprints);
+	g_free(models);
+
+	char *authserv = tr_conf_string(conf, "triage", "trusted_authserv_id", NULL);
+	if (authserv != NULL && *authserv == '\0')
+		g_clear_pointer(&authserv, g_free);
+	engine->norm = tr_norm_new(&engine->limits, engine->lang, authserv);
+	g_free(authserv);
+
+	if (tr_diag_error_count(diag) > errors_before)
+		tr_engine_free(&engine);
+	return engine;
+}
+
+void tr_engine_free(tr_engine **enginep)
+{
+	tr_engine *engine = *enginep;
+	if (engine == NULL)
+		return;
+	*enginep = NULL;
+	tr_norm_free(&engine->norm);
+	tr_lang_free(&engine->lang);
+	tr_conf_free(&engine->conf);
+	g_free(engine);
+}
+
+const tr_conf *tr_engine_conf(const tr_engine *engine)
+{
+	return engine->conf;
+}
+
+const tr_norm *tr_engine_norm(const tr_engine *engine)
+{
+	return engine->norm;
+}
+
+char *tr_engine_describe(const tr_engine *engine)
+{
+	GString *out = g_string_new("[limits]\n");
+	tr_conftab_print(tr_norm_limits_table, &engine->limits, out);
+	return g_string_free(out, FALSE);
+}

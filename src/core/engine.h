@@ -1,0 +1,38 @@
+/*
+ * engine.h — the configured pipeline (tr_engine_*)
+ *
+ * Reads triage.conf and everything it names, and holds the read-only parts
+ * of the pipeline built from it: language detector and normalizer (and, as
+ * they land, rules, classifier and policy).  The daemon, the milter, the
+ * LMTP listener and `triage classify` all run messages through the same
+ * engine, so a decision seen on the command line is the decision the daemon
+ * makes.
+ *
+ * An engine is immutable after tr_engine_load() and may be shared by
+ * threads; a config reload builds a new engine and swaps it.
+ */
+#ifndef TR_ENGINE_H
+#define TR_ENGINE_H
+
+#include "core/conf.h"
+#include "core/msg.h"
+#include "core/normalize.h"
+
+typedef struct tr_engine tr_engine;
+
+/*
+ * Load config_path and the files it refers to.  Every problem is reported
+ * into diag; returns NULL when there was at least one error.  Relative
+ * paths inside the config are relative to its directory.
+ */
+tr_engine *tr_engine_load(const char *config_path, tr_diag *diag);
+void tr_engine_free(tr_engine **engine);
+
+/* Borrowed views, valid while the engine lives. */
+const tr_conf *tr_engine_conf(const tr_engine *engine);
+const tr_norm *tr_engine_norm(const tr_engine *engine);
+
+/* The effective settings, one "group.key = value  # doc" per line (g_free). */
+char *tr_engine_describe(const tr_engine *engine);
+
+#endif

@@ -1,0 +1,176 @@
+/* lang.c — function-word language guess with a libexttextcat fallback */
+#include "core/lang.h"
+
+#include <libexttextcat/textcat.h>
+#include <stdbool.h>
+#include <string.h>
+
+/* Languages of the function-word lists: bit i of a word's mask = codes[i]. */
+static const char *const codes[] = { "en", "es", "de", "fr", "pt", "it", "nl" };
+#define N_LANGS G_N_ELEMENTS(codes)
+
+/* Frequent words that are rare in the other languages of the list.  Words
+ * shared by several languages (e.g. "de", "la") count for each of them. */
+static const char *const words[N_LANGS] = {
+	/* en */ "the and is are was were you your have has with this that not for from our we "
+	         "can please thanks thank would could will be it my i of to in on at an been there "
+	         "what when which they them but or if do does did any all been since still just",
+	/* es */ "el la los las es en y que de por para con una del mi su pero muy está están esto "
+	         "este esta hola gracias no se lo como mis puedo tengo hace desde sigue ayuda favor "
+	         "cuenta hay ya también usted",
+	/* de */ "der die das und ist nicht ich sie wir mit ein eine zu auf für den dem des von es "
+	         "bitte danke kann haben habe wird sind mein meine uns auch noch seit aber oder wenn "
+	         "hallo funktioniert geht ihr ihnen",
+	/* fr */ "le la les et est je vous nous une un des du pour pas que qui dans sur avec mon ma "
+	         "mes ce cette sont merci bonjour ne plus mais ou il elle votre au aux depuis toujours "
+	         "être fonctionne",
+	/* pt */ "os as é não que um uma do da dos das em no na para com por meu minha está "
+	         "obrigado obrigada olá você vocês mas ou se ao seu sua isso este esta tenho conta "
+	         "ainda desde também",
+	/* it */ "il lo la gli le è non che di un una per con mi mio sono ho grazie buongiorno "
+	         "ciao questo della del nel anche ma ancora funziona",
+	/* nl */ "de het een en is niet ik je u we wij van voor met op dat die zijn ben heb hebben "
+	         "bedankt alstublieft graag maar ook nog werkt",
+};
+
+struct tr_lang {
+	GHashTable *word_langs;  /* word -> GUINT_TO_POINTER(mask) */
+	void *textcat;           /* NULL when no fingerprints */
+	GMutex textcat_lock;
+};
+
+tr_lang *tr_lang_new(const char *fingerprints, const char *model_dir, GError **error)
+{
+	tr_lang *lang = g_new0(tr_lang, 1);
+	lang->word_langs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	for (unsigned i = 0; i < N_LANGS; i++) {
+		char **list = g_strsplit(words[i], " ", -1);
+		for (char **w = list; *w != NULL; w++) {
+			if (**w == '\0')
+				continue;
+			guint mask = GPOINTER_TO_UINT(g_hash_table_lookup(lang->word_langs, *w));
+			g_hash_table_replace(lang->word_langs, g_strdup(*w), GUINT_TO_POINTER(mask | (1u << i)));
+		}
+		g_strfreev(list);
+	}
+	g_mutex_init(&lang->textcat_lock);
+	if (fingerprints != NULL) {
+		char *prefix = g_str_has_suffix(model_dir, "/") ? g_strdup(model_dir)
+		                                                 : g_strconcat(model_dir, "/", NULL);
+		lang->textcat = special_textcat_Init(fingerprints, prefix);
+		g_free(prefix);
+		if (lang->textcat == NULL) {
+			g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+			            "%s: cannot load language fingerprints (models in %s)",
+			            fingerprints, model_dir);
+			tr_lang_free(&lang);
+			return NULL;
+		}
+	}
+	return lang;
+}
+
+void tr_lang_free(tr_lang **langp)
+{
+	tr_lang *lang = *langp;
+	if (lang == NULL)
+		return;
+	*langp = NULL;
+	g_hash_table_destroy(lang->word_langs);
+	if (lang->textcat != NULL)
+		textcat_Done(lang->textcat);
+	g_mutex_clear(&lang->textcat_lock);
+	g_free(lang);
+}
+
+static inline bool is_word_byte(unsigned char c)
+{
+	return g_ascii_isalpha(c) || c >= 0x80;
+}
+
+static const char *textcat_guess(tr_lang *lang, const char *text, size_t len)
+{
+	if (lang->textcat == NULL || len < 24)
+		return NULL;
+	g_mutex_lock(&lang->textcat_lock);
+	const char *guess = textcat_Classify(lang->textcat, text, len);
+	const char *result = NULL;
+	/* A single "[xx]" is a verdict; several candidates or SHORT/UNKNOWN are not. */
+	if (guess != NULL && guess[0] == '[') {
+		const char *close = strchr(guess, ']');
+		if (close != NULL && close[1] == '\0') {
+			char *code = g_strndup(guess + 1, (size_t)(close - guess - 1));
+			result = g_intern_string(code);
+			g_free(code);
+		}
+	}
+	g_mutex_unlock(&lang->textcat_lock);
+	return result;
+}
+
+const char *tr_lang_detect(tr_lang *lang, const char *text, size_t len)
+{
+	if (len > TR_LANG_SAMPLE_BYTES) {
+		len = TR_LANG_SAMPLE_BYTES;
+		while (len > 0 && ((unsigned char)text[len] & 0xC0) == 0x80)
+			len--;  /* do not cut a UTF-8 sequence */
+	}
+	unsigned score[N_LANGS] = { 0 };
+	unsigned total_words = 0;
+	char word[32];
+	size_t i = 0;
+	while (i < len) {
+		/* Whitespace-separated chunks; URLs, addresses and paths say
+		 * nothing about the language and are skipped whole. */
+		while (i < len && g_ascii_isspace(text[i]))
+			i++;
+		size_t chunk = i;
+		while (i < len && !g_ascii_isspace(text[i]))
+			i++;
+		size_t chunk_len = i - chunk;
+		if (chunk_len == 0)
+			break;
+		if (memchr(text + chunk, '@', chunk_len) != NULL ||
+		    memchr(text + chunk, '/', chunk_len) != NULL ||
+		    g_strstr_len(text + chunk, (gssize)chunk_len, "www.") != NULL)
+			continue;
+		for (size_t k = chunk; k < i;) {
+			while (k < i && !is_word_byte((unsigned char)text[k]))
+				k++;
+			size_t start = k;
+			while (k < i && is_word_byte((unsigned char)text[k]))
+				k++;
+			size_t wlen = k - start;
+			if (wlen == 0)
+				break;
+			total_words++;
+			if (wlen >= sizeof(word))
+				continue;
+			for (size_t c = 0; c < wlen; c++)
+				word[c] = g_ascii_tolower(text[start + c]);
+			word[wlen] = '\0';
+			guint mask = GPOINTER_TO_UINT(g_hash_table_lookup(lang->word_langs, word));
+			for (unsigned l = 0; mask != 0; l++, mask >>= 1) {
+				if (mask & 1u)
+					score[l]++;
+			}
+		}
+	}
+	unsigned best = 0, second = 0;
+	int best_lang = -1;
+	for (unsigned l = 0; l < N_LANGS; l++) {
+		if (score[l] > best) {
+			second = best;
+			best = score[l];
+			best_lang = (int)l;
+		} else if (score[l] > second) {
+			second = score[l];
+		}
+	}
+	/* Decisive: a few hits and a clear lead over the runner-up. */
+	if (best_lang >= 0 && best >= 3 && best * 2 >= second * 3)
+		return codes[best_lang];
+	if (total_words < 4)
+		return best_lang >= 0 && best >= 2 && second == 0 ? codes[best_lang] : NULL;
+	return textcat_guess(lang, text, len);
+}

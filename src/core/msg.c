@@ -1,0 +1,113 @@
+/* msg.c — the normalized message, see msg.h */
+#include "core/msg.h"
+
+#include <glib.h>
+#include <string.h>
+
+static const char *const channel_names[] = {
+	[TR_CHANNEL_FILE] = "file",
+	[TR_CHANNEL_IMAP] = "imap",
+	[TR_CHANNEL_LMTP] = "lmtp",
+	[TR_CHANNEL_MILTER] = "milter",
+	[TR_CHANNEL_XMPP] = "xmpp",
+};
+
+static const char *const auto_names[TR_AUTO_COUNT] = {
+	"auto_submitted", "precedence", "list", "suppress", "report", "bounce",
+	"null_sender", "system_sender", "noreply_sender", "autoreply_header",
+	"autoreply_subject", "bulk_sender",
+};
+
+static const char *const flag_names[TR_MSG_FLAG_COUNT] = {
+	"truncated_size", "truncated_headers", "truncated_depth",
+	"truncated_parts", "truncated_text", "charset_repaired",
+	"html_converted", "no_text", "no_headers", "broken_mime", "nul_bytes",
+};
+
+tr_msg *tr_msg_new(tr_channel channel)
+{
+	tr_pool *pool = tr_pool_new(16 * 1024);
+	tr_msg *msg = tr_pool_alloc(pool, sizeof(*msg));
+	msg->pool = pool;
+	msg->channel = channel;
+	msg->from.address = "";
+	msg->subject = "";
+	msg->text = msg->text_new = msg->text_quoted = msg->text_signature = "";
+	msg->text_source = "none";
+	return msg;
+}
+
+void tr_msg_free(tr_msg **msgp)
+{
+	tr_msg *msg = *msgp;
+	if (msg == NULL)
+		return;
+	*msgp = NULL;
+	tr_pool *pool = msg->pool;
+	tr_pool_free(&pool);
+}
+
+bool tr_msg_is_auto(const tr_msg *msg)
+{
+	return msg->auto_flags != 0;
+}
+
+const char *tr_msg_header(const tr_msg *msg, const char *name)
+{
+	for (size_t i = 0; i < msg->headers_count; i++) {
+		if (g_ascii_strcasecmp(msg->headers[i].name, name) == 0)
+			return msg->headers[i].value;
+	}
+	return NULL;
+}
+
+const char *tr_msg_from_domain(const tr_msg *msg)
+{
+	const char *at = strrchr(msg->from.address, '@');
+	return at != NULL ? at + 1 : "";
+}
+
+const char *tr_channel_name(tr_channel channel)
+{
+	if ((unsigned)channel < G_N_ELEMENTS(channel_names))
+		return channel_names[channel];
+	return "unknown";
+}
+
+bool tr_channel_parse(const char *name, tr_channel *channel_r)
+{
+	for (unsigned i = 0; i < G_N_ELEMENTS(channel_names); i++) {
+		if (strcmp(name, channel_names[i]) == 0) {
+			*channel_r = (tr_channel)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+const char *tr_msg_auto_name(unsigned bit_index)
+{
+	return bit_index < TR_AUTO_COUNT ? auto_names[bit_index] : "unknown";
+}
+
+const char *tr_msg_flag_name(unsigned bit_index)
+{
+	return bit_index < TR_MSG_FLAG_COUNT ? flag_names[bit_index] : "unknown";
+}
+
+void tr_msg_content_hash(tr_msg *msg)
+{
+	GChecksum *sum = g_checksum_new(G_CHECKSUM_SHA256);
+	char date[32];
+	g_snprintf(date, sizeof(date), "%" G_GINT64_FORMAT, (gint64)msg->date);
+	const char *fields[] = { msg->from.address, date, msg->subject, msg->text };
+	for (size_t i = 0; i < G_N_ELEMENTS(fields); i++) {
+		/* Length-prefixed so that field boundaries cannot be shifted. */
+		char len[24];
+		g_snprintf(len, sizeof(len), "%zu:", strlen(fields[i]));
+		g_checksum_update(sum, (const guchar *)len, (gssize)strlen(len));
+		g_checksum_update(sum, (const guchar *)fields[i], (gssize)strlen(fields[i]));
+	}
+	g_strlcpy(msg->content_hash, g_checksum_get_string(sum), sizeof(msg->content_hash));
+	g_checksum_free(sum);
+}
