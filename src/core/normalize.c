@@ -589,33 +589,64 @@ struct walk {
 	bool repaired;
 };
 
+static bool is_utf8_compatible(const char *charset)
+{
+	return charset == NULL || g_ascii_strcasecmp(charset, "utf-8") == 0 ||
+	       g_ascii_strcasecmp(charset, "utf8") == 0 || g_ascii_strcasecmp(charset, "us-ascii") == 0 ||
+	       g_ascii_strcasecmp(charset, "ascii") == 0;
+}
+
+/*
+ * The text of a part as UTF-8 (g_free).  GMime's own conversion silently
+ * drops bytes that are invalid in the declared charset, so the transfer
+ * encoding is undone here and the charset handled by us: UTF-8 and ASCII
+ * are validated in place; others go through iconv; whatever fails (an
+ * unknown charset, invalid sequences) is decoded by GMime's 8-bit guesser
+ * with the fallback charsets, so no byte is lost.
+ */
 static char *part_text(struct walk *w, GMimePart *part, size_t *len_r)
 {
-	if (!GMIME_IS_TEXT_PART(part)) {
-		*len_r = 0;
+	*len_r = 0;
+	GMimeDataWrapper *content = g_mime_part_get_content(part);
+	if (content == NULL)
 		return NULL;
+	GMimeStream *mem = g_mime_stream_mem_new();
+	g_mime_data_wrapper_write_to_stream(content, mem);
+	GByteArray *bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+	const char *data = (const char *)bytes->data;
+	size_t len = bytes->len;
+	const char *charset = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset");
+	char *text = NULL;
+	if (len == 0) {
+		text = g_strdup("");
+	} else if (is_utf8_compatible(charset)) {
+		if (g_utf8_validate(data, (gssize)len, NULL) && memchr(data, '\0', len) == NULL)
+			text = g_strndup(data, len);
+	} else {
+		const char *iconv_name = g_mime_charset_iconv_name(charset);
+		gsize written = 0;
+		text = g_convert(data, (gssize)len, "UTF-8", iconv_name, NULL, &written, NULL);
+		if (text != NULL && (memchr(text, '\0', written) != NULL ||
+		                     !g_utf8_validate(text, (gssize)written, NULL)))
+			g_clear_pointer(&text, g_free);
 	}
-	char *text = g_mime_text_part_get_text(GMIME_TEXT_PART(part));
 	if (text == NULL) {
-		*len_r = 0;
-		return NULL;
-	}
-	size_t len = strlen(text);
-	if (!g_utf8_validate(text, (gssize)len, NULL)) {
-		/* No, a wrong or an unknown charset: guess from the fallbacks. */
-		char *decoded = g_mime_utils_decode_8bit(w->norm->options, text, len);
-		g_free(text);
-		text = decoded;
+		/* The 8-bit guesser stops at NUL: there must be none. */
+		char *copy = g_malloc(len + 1);
+		for (size_t i = 0; i < len; i++)
+			copy[i] = data[i] != '\0' ? data[i] : ' ';
+		copy[len] = '\0';
+		text = g_mime_utils_decode_8bit(w->norm->options, copy, len);
+		g_free(copy);
 		w->repaired = true;
-		len = strlen(text);
-		if (!g_utf8_validate(text, (gssize)len, NULL)) {
-			char *fixed = g_utf8_make_valid(text, (gssize)len);
+		if (!g_utf8_validate(text, -1, NULL)) {
+			char *fixed = g_utf8_make_valid(text, -1);
 			g_free(text);
 			text = fixed;
-			len = strlen(text);
 		}
 	}
-	*len_r = len;
+	g_object_unref(mem);
+	*len_r = strlen(text);
 	return text;
 }
 
