@@ -2,6 +2,7 @@
 #include "core/normalize.h"
 
 #include <gmime/gmime.h>
+#include <iconv.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -40,11 +41,31 @@ struct tr_norm {
 	GMimeParserOptions *options;
 };
 
+/*
+ * glibc loads a gconv module on iconv_open() and unloads it when its last
+ * descriptor closes, so converting message after message in ISO-8859-1
+ * costs a dlopen()/dlclose() pair each time.  Keeping one descriptor of
+ * each common charset open for the life of the process pins its module.
+ */
+static void pin_gconv_modules(void)
+{
+	static const char *const charsets[] = {
+		"ISO-8859-1", "ISO-8859-2", "ISO-8859-15", "WINDOWS-1250", "WINDOWS-1251",
+		"WINDOWS-1252", "KOI8-R", "ISO-2022-JP", "SHIFT_JIS", "EUC-JP", "GB18030",
+		"BIG5", "EUC-KR", "UTF-16", "UTF-7",
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(charsets); i++) {
+		iconv_t cd = iconv_open("UTF-8", charsets[i]);
+		(void)cd;  /* deliberately never closed */
+	}
+}
+
 void tr_norm_global_init(void)
 {
 	static gsize once = 0;
 	if (g_once_init_enter(&once)) {
 		g_mime_init();
+		pin_gconv_modules();
 		g_once_init_leave(&once, 1);
 	}
 }
@@ -432,6 +453,39 @@ static void parse_auth_results(tr_msg *msg, const char *value, const char *trust
 	g_strfreev(items);
 }
 
+/*
+ * A header's value: unfolded, decoded, one line of valid UTF-8.  Most
+ * values are plain ASCII without encoded words: those are only unfolded
+ * and trimmed here; the rest go through GMime's RFC 2047 decoder.
+ */
+static const char *header_value(const tr_norm *norm, tr_pool *pool, const char *raw)
+{
+	size_t len = strlen(raw);
+	char *out = tr_pool_alloc(pool, len + 1);
+	size_t o = 0;
+	bool plain = true, space = false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)raw[i];
+		if (c == '\r' || c == '\n' || c == '\t' || c == ' ' || c < 0x20 || c == 0x7F) {
+			space = o > 0;
+			continue;
+		}
+		if (c >= 0x80 || (c == '=' && raw[i + 1] == '?'))
+			plain = false;
+		if (space)
+			out[o++] = ' ';
+		space = false;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	if (plain)
+		return out;
+	char *decoded = g_mime_utils_header_decode_text(norm->options, out);
+	const char *line = one_line(pool, decoded);
+	g_free(decoded);
+	return line;
+}
+
 static void read_headers(const tr_norm *norm, tr_msg *msg, GMimeObject *top)
 {
 	GMimeHeaderList *list = g_mime_object_get_header_list(top);
@@ -443,10 +497,10 @@ static void read_headers(const tr_norm *norm, tr_msg *msg, GMimeObject *top)
 	for (int i = 0; i < count; i++) {
 		GMimeHeader *h = g_mime_header_list_get_header_at(list, i);
 		const char *name = g_mime_header_get_name(h);
-		const char *raw = g_mime_header_get_value(h);
+		const char *raw = g_mime_header_get_raw_value(h);
 		if (name == NULL || raw == NULL)
 			continue;
-		const char *value = one_line(msg->pool, raw);
+		const char *value = header_value(norm, msg->pool, raw);
 		if (msg->headers_count < keep) {
 			msg->headers[msg->headers_count].name = one_line(msg->pool, name);
 			msg->headers[msg->headers_count].value = value;
@@ -623,12 +677,17 @@ static char *part_text(struct walk *w, GMimePart *part, size_t *len_r)
 		if (g_utf8_validate(data, (gssize)len, NULL) && memchr(data, '\0', len) == NULL)
 			text = g_strndup(data, len);
 	} else {
-		const char *iconv_name = g_mime_charset_iconv_name(charset);
-		gsize written = 0;
-		text = g_convert(data, (gssize)len, "UTF-8", iconv_name, NULL, &written, NULL);
-		if (text != NULL && (memchr(text, '\0', written) != NULL ||
-		                     !g_utf8_validate(text, (gssize)written, NULL)))
-			g_clear_pointer(&text, g_free);
+		/* GMime keeps a cache of open converters: g_convert() would
+		 * load and unload a gconv module for every message. */
+		iconv_t cd = g_mime_iconv_open("UTF-8", g_mime_charset_iconv_name(charset));
+		if (cd != (iconv_t)-1) {
+			gsize written = 0;
+			text = g_convert_with_iconv(data, (gssize)len, (GIConv)cd, NULL, &written, NULL);
+			g_mime_iconv_close(cd);
+			if (text != NULL && (memchr(text, '\0', written) != NULL ||
+			                     !g_utf8_validate(text, (gssize)written, NULL)))
+				g_clear_pointer(&text, g_free);
+		}
 	}
 	if (text == NULL) {
 		/* The 8-bit guesser stops at NUL: there must be none. */
