@@ -527,7 +527,7 @@ static void calendar_finish(tr_calendar *c)
 
 /* prefix names the calendar in messages ("calendar emea"). */
 static tr_calendar *calendar_build(const char *name, const char *prefix,
-                                   const char *timezone, const char *hours,
+                                   const char *zone, const char *hours,
                                    const char *holidays, GError **error)
 {
 	tr_calendar *c = g_new0(tr_calendar, 1);
@@ -537,7 +537,7 @@ static tr_calendar *calendar_build(const char *name, const char *prefix,
 	GError *tz_error = NULL;
 	char *hours_prefix = g_strdup_printf("%s: hours", prefix);
 	char *holidays_prefix = g_strdup_printf("%s: holidays", prefix);
-	c->tz = tr_calendar_timezone_new(timezone, &tz_error);
+	c->tz = tr_calendar_timezone_new(zone, &tz_error);
 	gboolean ok = c->tz != NULL;
 	if (!ok) {
 		fail(error, TR_CALENDAR_ERROR_TIMEZONE, prefix, "timezone: %s", tz_error->message);
@@ -551,18 +551,18 @@ static tr_calendar *calendar_build(const char *name, const char *prefix,
 		tr_calendar_free(&c);
 		return NULL;
 	}
-	c->timezone_id = g_strdup(timezone);
+	c->timezone_id = g_strdup(zone);
 	calendar_finish(c);
 	return c;
 }
 
-tr_calendar *tr_calendar_new(const char *name, const char *timezone,
+tr_calendar *tr_calendar_new(const char *name, const char *zone,
                              const char *hours, const char *holidays,
                              GError **error)
 {
 	g_return_val_if_fail(name != NULL, NULL);
 	char *prefix = g_strdup_printf("calendar %s", name);
-	tr_calendar *c = calendar_build(name, prefix, timezone, hours, holidays, error);
+	tr_calendar *c = calendar_build(name, prefix, zone, hours, holidays, error);
 	g_free(prefix);
 	return c;
 }
@@ -606,11 +606,11 @@ tr_calendar *tr_calendar_from_keyfile(GKeyFile *kf, const char *group, GError **
 	}
 	g_strfreev(keys);
 
-	char *timezone = NULL, *hours = NULL, *holidays = NULL;
-	ok = ok && keyfile_string(kf, group, "timezone", &timezone, error) &&
+	char *zone = NULL, *hours = NULL, *holidays = NULL;
+	ok = ok && keyfile_string(kf, group, "timezone", &zone, error) &&
 	     keyfile_string(kf, group, "hours", &hours, error) &&
 	     keyfile_string(kf, group, "holidays", &holidays, error);
-	if (ok && timezone == NULL) {
+	if (ok && zone == NULL) {
 		fail(error, TR_CALENDAR_ERROR_MISSING, group, "timezone: missing");
 		ok = FALSE;
 	} else if (ok && hours == NULL) {
@@ -629,9 +629,9 @@ tr_calendar *tr_calendar_from_keyfile(GKeyFile *kf, const char *group, GError **
 			if (*name == '\0')
 				name = group;
 		}
-		c = calendar_build(name, group, timezone, hours, holidays, error);
+		c = calendar_build(name, group, zone, hours, holidays, error);
 	}
-	g_free(timezone);
+	g_free(zone);
 	g_free(hours);
 	g_free(holidays);
 	return c;

@@ -76,7 +76,7 @@ GQuark tr_calendar_error_quark(void);
  * for tests and built-in defaults).
  *
  *   name      any label, used in error messages and by callers; copied.
- *   timezone  IANA identifier ("Europe/Berlin"), see tr_calendar_timezone_new().
+ *   zone      IANA identifier ("Europe/Berlin"), see tr_calendar_timezone_new().
  *   hours     "mon-fri 09:00-17:00; sat 10:00-14:00", or "24x7"/"always",
  *             or "none".  NULL means "none": never open (every search then
  *             returns TR_CALENDAR_NEVER) — it does NOT mean 24x7.
@@ -86,7 +86,7 @@ GQuark tr_calendar_error_quark(void);
  * (free with tr_calendar_free()), or NULL with *error set; messages read
  * "calendar NAME: hours: 'mon-fry': unknown weekday".
  */
-tr_calendar *tr_calendar_new(const char *name, const char *timezone,
+tr_calendar *tr_calendar_new(const char *name, const char *zone,
                              const char *hours, const char *holidays,
                              GError **error);
 
