@@ -7,8 +7,11 @@
  * next_open/is_open/format at fixed instants, checking the invariants that
  * calendar.h promises.  A broken invariant traps, so libFuzzer reports it.
  *
+ * Seeds: tests/fuzz/seeds/calendar/.  A dictionary of the grammar's tokens
+ * helps a lot: tests/fuzz/calendar.dict.
+ *
  *   make fuzz-build && build/fuzz/fuzz_calendar -dict=tests/fuzz/calendar.dict \
- *       -max_total_time=60 build/fuzz/corpus-calendar tests/fuzz/corpus/calendar
+ *       -max_total_time=60 build/fuzz/corpus/calendar tests/fuzz/seeds/calendar
  */
 #include "core/calendar.h"
 
