@@ -31,6 +31,10 @@ const char *tr_cli_config_path(const char *option_value);
 gboolean tr_cli_parse(const char *command, const char *params, const char *summary,
                       GOptionEntry *entries, int *argc, char ***argv);
 
+/* Parse --now style times: ISO 8601 ("2026-11-16T09:00:00+01:00", "Z"
+ * or offset required) or Unix seconds.  False when malformed. */
+gboolean tr_cli_parse_time(const char *text, gint64 *time_r);
+
 /* Load the engine, printing every diagnostic to stderr; NULL on error. */
 tr_engine *tr_cli_engine(const char *config_path);
 

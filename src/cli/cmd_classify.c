@@ -74,13 +74,14 @@ static void print_json_error(const char *file, const char *message)
 	g_object_unref(b);
 }
 
-static void print_json(const char *file, const tr_msg *msg)
+static void print_json(const char *file, const tr_msg *msg, const tr_decision *decision)
 {
 	JsonBuilder *b = json_builder_new();
 	json_builder_begin_object(b);
 	json_builder_set_member_name(b, "file");
 	json_builder_add_string_value(b, file);
 	tr_json_msg(b, msg);
+	tr_json_decision(b, decision, msg->pool);
 	json_builder_end_object(b);
 	char *line = tr_json_to_line(b);
 	printf("%s\n", line);
@@ -113,7 +114,49 @@ static void print_bits(const char *label, unsigned bits, unsigned count, const c
 	printf("\n");
 }
 
-static void print_text(const char *file, const tr_msg *msg)
+static void print_minutes(const char *label, int64_t minutes, bool business, int64_t due)
+{
+	char *due_text = due > 0 && due < G_MAXINT64 ? tr_json_time(due, 0) : g_strdup("never");
+	if (minutes % 1440 == 0 && minutes >= 1440 && !business)
+		printf("%s %" G_GINT64_FORMAT " d", label, minutes / 1440);
+	else if (minutes % 60 == 0 && minutes >= 60)
+		printf("%s %" G_GINT64_FORMAT " h", label, minutes / 60);
+	else
+		printf("%s %" G_GINT64_FORMAT " min", label, minutes);
+	printf("%s (due %s)", business ? " business" : "", due_text);
+	g_free(due_text);
+}
+
+static void print_decision(const tr_msg *msg, const tr_decision *d)
+{
+	printf("Decision:   %s %s -> team %s (%s)%s%s%s\n", tr_priority_name(d->priority), d->category,
+	       d->team, d->tier, d->assignee ? ", assignee " : "", d->assignee ? d->assignee : "",
+	       d->escalate ? ", ESCALATE NOW" : "");
+	for (size_t i = 0; i < d->n_explanation; i++)
+		printf("            - %s\n", d->explanation[i]);
+	printf("Sentiment:  %+.2f (pos %.2f, neu %.2f, neg %.2f)\n", d->sentiment.compound, d->sentiment.pos,
+	       d->sentiment.neu, d->sentiment.neg);
+	print_bits("Triggers:", d->triggers, TR_TRIGGER_COUNT, (const char *(*)(unsigned))tr_trigger_name);
+	print_minutes("SLA:        first response", d->sla.first_response_minutes, d->sla.first_response_business,
+	              d->sla.first_response_due);
+	print_minutes(",\n            resolution", d->sla.resolution_minutes, d->sla.resolution_business,
+	              d->sla.resolution_due);
+	printf("\n");
+	if (d->ack)
+		printf("Ack:        yes, in %s\n", d->language);
+	else
+		printf("Ack:        no — %s\n", d->no_ack_reason);
+	for (size_t i = 0; i < d->n_hits; i++) {
+		const tr_rule_hit *h = &d->hits[i];
+		printf("%s %s in %s%s%s: \"%s\"%s -> %s\n", i == 0 ? "Rules:     " : "           ",
+		       tr_rule_name(h->rule), tr_field_name(h->field), h->header ? ":" : "",
+		       h->header ? h->header : "", h->match,
+		       h->cost > 0 ? tr_pool_printf(msg->pool, " (%d edit%s)", h->cost, h->cost > 1 ? "s" : "") : "",
+		       h->negated ? "nothing (negated)" : tr_classify_contribution(msg->pool, h->rule));
+	}
+}
+
+static void print_text(const char *file, const tr_msg *msg, const tr_decision *decision)
 {
 	printf("== %s\n", file);
 	if (msg->from.name != NULL)
@@ -158,6 +201,7 @@ static void print_text(const char *file, const tr_msg *msg)
 	printf("Quoted:     %u lines%s%s%s; signature: %u lines\n", count_lines(msg->text_quoted),
 	       msg->quote_marker ? " (from " : "", msg->quote_marker ? msg->quote_marker : "",
 	       msg->quote_marker ? ")" : "", count_lines(msg->text_signature));
+	print_decision(msg, decision);
 	printf("\n");
 }
 
@@ -166,7 +210,10 @@ int tr_cli_classify(int argc, char **argv)
 	char *config = NULL;
 	gboolean json = FALSE;
 	char *channel_name = NULL;
+	char *now_text = NULL;
 	GOptionEntry entries[] = {
+		{ "now", 0, 0, G_OPTION_ARG_STRING, &now_text,
+		  "arrival time for SLA deadlines (ISO 8601 or Unix seconds; default: now)", "TIME" },
 		{ "config", 'c', 0, G_OPTION_ARG_FILENAME, &config, "configuration file", "CONFIG" },
 		{ "json", 0, 0, G_OPTION_ARG_NONE, &json, "one JSON object per message per line", NULL },
 		{ "channel", 0, 0, G_OPTION_ARG_STRING, &channel_name,
@@ -181,6 +228,11 @@ int tr_cli_classify(int argc, char **argv)
 	tr_channel channel = TR_CHANNEL_FILE;
 	if (channel_name != NULL && !tr_channel_parse(channel_name, &channel)) {
 		fprintf(stderr, "triage classify: unknown channel '%s'\n", channel_name);
+		return TR_EXIT_USAGE;
+	}
+	tr_decide_input decide = { .now = g_get_real_time() / G_USEC_PER_SEC };
+	if (now_text != NULL && !tr_cli_parse_time(now_text, &decide.now)) {
+		fprintf(stderr, "triage classify: --now '%s' is not ISO 8601 or Unix seconds\n", now_text);
 		return TR_EXIT_USAGE;
 	}
 	tr_engine *engine = tr_cli_engine(tr_cli_config_path(config));
@@ -209,15 +261,18 @@ int tr_cli_classify(int argc, char **argv)
 			status = TR_EXIT_FAIL;
 			continue;
 		}
+		tr_decision decision;
+		tr_engine_decide(engine, msg, &decide, &decision);
 		if (json)
-			print_json(*f, msg);
+			print_json(*f, msg, &decision);
 		else
-			print_text(*f, msg);
+			print_text(*f, msg, &decision);
 		tr_msg_free(&msg);
 	}
 	fflush(stdout);
 	tr_engine_free(&engine);
 	g_free(config);
 	g_free(channel_name);
+	g_free(now_text);
 	return status;
 }

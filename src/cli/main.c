@@ -60,6 +60,22 @@ gboolean tr_cli_parse(const char *command, const char *params, const char *summa
 	return ok;
 }
 
+gboolean tr_cli_parse_time(const char *text, gint64 *time_r)
+{
+	char *end = NULL;
+	gint64 n = g_ascii_strtoll(text, &end, 10);
+	if (end != text && *end == '\0' && n >= 0) {
+		*time_r = n;
+		return TRUE;
+	}
+	GDateTime *dt = g_date_time_new_from_iso8601(text, NULL);
+	if (dt == NULL)
+		return FALSE;
+	*time_r = g_date_time_to_unix(dt);
+	g_date_time_unref(dt);
+	return TRUE;
+}
+
 tr_engine *tr_cli_engine(const char *config_path)
 {
 	tr_diag *diag = tr_diag_new();

@@ -12,11 +12,35 @@ struct tr_engine {
 	tr_lang *lang;
 	tr_norm *norm;
 	tr_norm_limits limits;
+	tr_rules_limits rules_limits;
+	tr_rules *rules;
+	tr_sentiment *sentiment;
+	tr_policy *policy;
+	tr_classifier classifier;
 };
 
 static const char *const triage_keys[] = {
-	"language_fingerprints", "language_models", "trusted_authserv_id", NULL,
+	"language_fingerprints", "language_models", "trusted_authserv_id", "rules",
+	"sentiment_lexicon", "emoji_lexicon", "support_lexicon", "policy", "teams",
+	"calendars", "customers", NULL,
 };
+
+static void load_sentiment(tr_engine *engine, tr_diag *diag)
+{
+	const tr_conf *conf = engine->conf;
+	char *vader = tr_conf_file_path(conf, "triage", "sentiment_lexicon", "sentiment/vader_lexicon.txt");
+	char *emoji = tr_conf_file_path(conf, "triage", "emoji_lexicon", NULL);
+	char *support = tr_conf_file_path(conf, "triage", "support_lexicon", NULL);
+	GError *error = NULL;
+	engine->sentiment = tr_sentiment_load(vader, emoji, support, &error);
+	if (engine->sentiment == NULL) {
+		tr_conf_error(conf, diag, "triage", "sentiment_lexicon", "%s", error->message);
+		g_clear_error(&error);
+	}
+	g_free(vader);
+	g_free(emoji);
+	g_free(support);
+}
 
 tr_engine *tr_engine_load(const char *config_path, tr_diag *diag)
 {
@@ -49,6 +73,16 @@ tr_engine *tr_engine_load(const char *config_path, tr_diag *diag)
 	engine->norm = tr_norm_new(&engine->limits, engine->lang, authserv);
 	g_free(authserv);
 
+	tr_conftab_load(tr_rules_limits_table, conf, diag, "rules", &engine->rules_limits);
+	char *rules_path = tr_conf_file_path(conf, "triage", "rules", "rules.d");
+	engine->rules = tr_rules_load(rules_path, &engine->rules_limits, diag);
+	g_free(rules_path);
+	load_sentiment(engine, diag);
+	engine->policy = tr_policy_load(conf, engine->rules != NULL ? tr_rules_categories(engine->rules) : NULL, diag);
+	engine->classifier.rules = engine->rules;
+	engine->classifier.sentiment = engine->sentiment;
+	engine->classifier.policy = engine->policy;
+
 	if (tr_diag_error_count(diag) > errors_before)
 		tr_engine_free(&engine);
 	return engine;
@@ -60,6 +94,9 @@ void tr_engine_free(tr_engine **enginep)
 	if (engine == NULL)
 		return;
 	*enginep = NULL;
+	tr_policy_free(&engine->policy);
+	tr_sentiment_free(&engine->sentiment);
+	tr_rules_free(&engine->rules);
 	tr_norm_free(&engine->norm);
 	tr_lang_free(&engine->lang);
 	tr_conf_free(&engine->conf);
@@ -76,9 +113,32 @@ const tr_norm *tr_engine_norm(const tr_engine *engine)
 	return engine->norm;
 }
 
+const tr_classifier *tr_engine_classifier(const tr_engine *engine)
+{
+	return &engine->classifier;
+}
+
+const tr_policy *tr_engine_policy(const tr_engine *engine)
+{
+	return engine->policy;
+}
+
+void tr_engine_decide(const tr_engine *engine, const tr_msg *msg, const tr_decide_input *input,
+                      tr_decision *decision)
+{
+	tr_classify(&engine->classifier, msg, input, decision);
+}
+
 char *tr_engine_describe(const tr_engine *engine)
 {
 	GString *out = g_string_new("[limits]\n");
 	tr_conftab_print(tr_norm_limits_table, &engine->limits, out);
+	g_string_append(out, "\n[rules]\n");
+	tr_conftab_print(tr_rules_limits_table, &engine->rules_limits, out);
+	g_string_append_printf(out, "\n# %u rules (%u without a prefilter literal), categories:",
+	                       tr_rules_count(engine->rules), tr_rules_unfiltered(engine->rules));
+	for (const char *const *c = tr_rules_categories(engine->rules); *c != NULL; c++)
+		g_string_append_printf(out, " %s", *c);
+	g_string_append_c(out, '\n');
 	return g_string_free(out, FALSE);
 }

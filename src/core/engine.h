@@ -14,6 +14,7 @@
 #ifndef TR_ENGINE_H
 #define TR_ENGINE_H
 
+#include "core/classify.h"
 #include "core/conf.h"
 #include "core/msg.h"
 #include "core/normalize.h"
@@ -31,6 +32,12 @@ void tr_engine_free(tr_engine **engine);
 /* Borrowed views, valid while the engine lives. */
 const tr_conf *tr_engine_conf(const tr_engine *engine);
 const tr_norm *tr_engine_norm(const tr_engine *engine);
+const tr_classifier *tr_engine_classifier(const tr_engine *engine);
+const tr_policy *tr_engine_policy(const tr_engine *engine);
+
+/* Classify and decide for msg (see classify.h). */
+void tr_engine_decide(const tr_engine *engine, const tr_msg *msg, const tr_decide_input *input,
+                      tr_decision *decision);
 
 /* The effective settings, one "group.key = value  # doc" per line (g_free). */
 char *tr_engine_describe(const tr_engine *engine);

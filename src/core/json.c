@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "core/classify.h"
+
 static void member_string(JsonBuilder *b, const char *name, const char *value)
 {
 	json_builder_set_member_name(b, name);
@@ -140,4 +142,112 @@ char *tr_json_to_line(JsonBuilder *b)
 	g_object_unref(gen);
 	json_node_unref(root);
 	return line;
+}
+
+static void member_double(JsonBuilder *b, const char *name, double value)
+{
+	json_builder_set_member_name(b, name);
+	/* Four decimals: stable output, no binary noise. */
+	json_builder_add_double_value(b, (double)(gint64)(value * 10000 + (value < 0 ? -0.5 : 0.5)) / 10000);
+}
+
+static void member_time(JsonBuilder *b, const char *name, int64_t t)
+{
+	char *text = t > 0 && t < G_MAXINT64 ? tr_json_time(t, 0) : NULL;
+	member_string(b, name, text);
+	g_free(text);
+}
+
+void tr_json_decision(JsonBuilder *b, const tr_decision *d, tr_pool *pool)
+{
+	member_string(b, "category", d->category);
+	json_builder_set_member_name(b, "category_scores");
+	json_builder_begin_object(b);
+	for (size_t i = 0; i < d->n_category_scores; i++)
+		member_double(b, d->category_scores[i].name, d->category_scores[i].score);
+	json_builder_end_object(b);
+	member_string(b, "priority", tr_priority_name(d->priority));
+	member_string(b, "urgency", tr_level_name(d->urgency));
+	member_string(b, "impact", tr_level_name(d->impact));
+	member_string(b, "tier", d->tier);
+	member_string(b, "team", d->team);
+	member_string(b, "route", d->route);
+	member_string(b, "assignee", d->assignee);
+	json_builder_set_member_name(b, "oncall");
+	if (d->oncall_primary != NULL) {
+		json_builder_begin_object(b);
+		member_string(b, "primary", d->oncall_primary);
+		member_string(b, "secondary", d->oncall_secondary);
+		json_builder_end_object(b);
+	} else {
+		json_builder_add_null_value(b);
+	}
+	member_string(b, "customer_tier", tr_customer_tier_name(d->customer->tier));
+	json_builder_set_member_name(b, "customer");
+	json_builder_begin_object(b);
+	member_string(b, "account", d->customer->account);
+	json_builder_set_member_name(b, "vip");
+	json_builder_add_boolean_value(b, d->customer->vip);
+	member_string(b, "account_manager", d->customer->account_manager);
+	json_builder_end_object(b);
+	json_builder_set_member_name(b, "sentiment");
+	json_builder_begin_object(b);
+	member_double(b, "compound", d->sentiment.compound);
+	member_double(b, "pos", d->sentiment.pos);
+	member_double(b, "neu", d->sentiment.neu);
+	member_double(b, "neg", d->sentiment.neg);
+	json_builder_end_object(b);
+	json_builder_set_member_name(b, "triggers");
+	json_builder_begin_array(b);
+	for (int t = 0; t < TR_TRIGGER_COUNT; t++) {
+		if (d->triggers & (1u << t))
+			json_builder_add_string_value(b, tr_trigger_name((tr_trigger)t));
+	}
+	json_builder_end_array(b);
+	member_double(b, "score", d->score);
+	json_builder_set_member_name(b, "escalate");
+	json_builder_add_boolean_value(b, d->escalate);
+	json_builder_set_member_name(b, "escalate_reasons");
+	json_builder_begin_array(b);
+	for (size_t i = 0; i < d->n_escalate_reasons; i++)
+		json_builder_add_string_value(b, d->escalate_reasons[i]);
+	json_builder_end_array(b);
+	json_builder_set_member_name(b, "ack");
+	json_builder_add_boolean_value(b, d->ack);
+	member_string(b, "no_ack_reason", d->no_ack_reason);
+	member_string(b, "reply_language", d->language);
+	json_builder_set_member_name(b, "sla");
+	json_builder_begin_object(b);
+	member_int(b, "first_response_minutes", d->sla.first_response_minutes);
+	member_int(b, "resolution_minutes", d->sla.resolution_minutes);
+	json_builder_set_member_name(b, "first_response_business");
+	json_builder_add_boolean_value(b, d->sla.first_response_business);
+	json_builder_set_member_name(b, "resolution_business");
+	json_builder_add_boolean_value(b, d->sla.resolution_business);
+	member_string(b, "calendar", d->sla.calendar);
+	member_time(b, "first_response_due", d->sla.first_response_due);
+	member_time(b, "resolution_due", d->sla.resolution_due);
+	json_builder_end_object(b);
+	json_builder_set_member_name(b, "rules");
+	json_builder_begin_array(b);
+	for (size_t i = 0; i < d->n_hits; i++) {
+		const tr_rule_hit *h = &d->hits[i];
+		json_builder_begin_object(b);
+		member_string(b, "name", tr_rule_name(h->rule));
+		member_string(b, "field", h->field == TR_FIELD_HEADER
+		              ? tr_pool_printf(pool, "header:%s", h->header) : tr_field_name(h->field));
+		member_string(b, "contributes", h->negated ? "nothing (negated)" : tr_classify_contribution(pool, h->rule));
+		member_string(b, "match", h->match);
+		if (h->cost > 0)
+			member_int(b, "cost", h->cost);
+		json_builder_set_member_name(b, "negated");
+		json_builder_add_boolean_value(b, h->negated);
+		json_builder_end_object(b);
+	}
+	json_builder_end_array(b);
+	json_builder_set_member_name(b, "explanation");
+	json_builder_begin_array(b);
+	for (size_t i = 0; i < d->n_explanation; i++)
+		json_builder_add_string_value(b, d->explanation[i]);
+	json_builder_end_array(b);
 }

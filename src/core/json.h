@@ -11,10 +11,15 @@
 #include <json-glib/json-glib.h>
 
 #include "core/msg.h"
+#include "core/policy.h"
 
 /* Add the normalized-message members to the object being built by b
  * (between json_builder_begin_object and json_builder_end_object). */
 void tr_json_msg(JsonBuilder *b, const tr_msg *msg);
+
+/* Add the decision members (category, priority, ..., rules, explanation);
+ * strings it makes live in pool. */
+void tr_json_decision(JsonBuilder *b, const tr_decision *decision, tr_pool *pool);
 
 /* The built root as one compact line, without a newline (g_free). */
 char *tr_json_to_line(JsonBuilder *b);

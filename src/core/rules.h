@@ -1,7 +1,7 @@
 /*
  * rules.h — classification rules: loading, validation, matching (tr_rules_*)
  *
- * Rules are data (conf/rules.d/*.conf, INI groups "[rule NAME]"); see
+ * Rules are data (files conf/rules.d/NN-name.conf, INI groups "[rule NAME]"); see
  * docs/rules.md for the format.  Each rule says where it looks (subject,
  * new text, quoted text, signature, whole body, sender address or domain,
  * a header), what it looks for (phrases, a TRE regex, or an approximate
