@@ -20,7 +20,7 @@
 #define MAX_PATH         16         /* segments of one dotted path */
 #define MAX_NAME         64         /* bytes of one name */
 #define MAX_OUTPUT       65536u     /* default for max_bytes == 0 */
-#define MAX_WORK         16000000u  /* render work units */
+#define MAX_WORK         4000000u   /* render work units */
 #define MAX_HEADERS      16         /* header lines of a template file */
 #define MAX_TRUNCATE     100000
 #define MAX_INDENT       64
@@ -668,11 +668,38 @@ static gboolean zone_name_ok(const char *name)
 	return TRUE;
 }
 
+/*
+ * Loading a zone reads and parses its zoneinfo file (~170 µs); GLib keeps
+ * a zone only while someone holds a reference.  So valid zones are kept
+ * here for the life of the process, at most MAX_ZONES of them (there are
+ * about 600 names; hostile names never get this far).
+ */
+#define MAX_ZONES 128
+static GMutex zone_lock;
+static GHashTable *zone_cache; /* name → GTimeZone */
+
 static GTimeZone *zone_lookup(const char *name)
 {
 	if (name == NULL || !zone_name_ok(name))
 		return NULL;
-	return g_time_zone_new_identifier(name);
+	g_mutex_lock(&zone_lock);
+	if (zone_cache == NULL)
+		zone_cache = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+		                                   (GDestroyNotify)g_time_zone_unref);
+	GTimeZone *zone = g_hash_table_lookup(zone_cache, name);
+	if (zone != NULL)
+		zone = g_time_zone_ref(zone);
+	g_mutex_unlock(&zone_lock);
+	if (zone != NULL)
+		return zone;
+	zone = g_time_zone_new_identifier(name);
+	if (zone == NULL)
+		return NULL;
+	g_mutex_lock(&zone_lock);
+	if (g_hash_table_size(zone_cache) < MAX_ZONES && !g_hash_table_contains(zone_cache, name))
+		g_hash_table_insert(zone_cache, g_strdup(name), g_time_zone_ref(zone));
+	g_mutex_unlock(&zone_lock);
+	return zone;
 }
 
 static gboolean check_filter_args(parser *p, struct expr *f, size_t name_off)
@@ -1563,9 +1590,20 @@ static const char *scalar_text(render *r, const value *v, size_t *len_r)
 	case V_BOOL:
 		s = v->boolean ? "true" : "false";
 		break;
-	case V_INT:
-		s = tr_pool_printf(r->scratch, "%" G_GINT64_FORMAT, v->i);
-		break;
+	case V_INT: {
+		/* no printf: comparisons in loops turn many numbers into text */
+		char digits[24];
+		size_t i = sizeof(digits);
+		guint64 u = v->i < 0 ? (guint64)0 - (guint64)v->i : (guint64)v->i;
+		do {
+			digits[--i] = (char)('0' + u % 10);
+			u /= 10;
+		} while (u > 0);
+		if (v->i < 0)
+			digits[--i] = '-';
+		*len_r = sizeof(digits) - i;
+		return tr_pool_strndup(r->scratch, digits + i, *len_r);
+	}
 	case V_DOUBLE:
 		if (isfinite(v->d) && v->d == floor(v->d) && fabs(v->d) < 1e15)
 			s = tr_pool_printf(r->scratch, "%.0f", v->d);

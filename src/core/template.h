@@ -28,7 +28,10 @@
  *
  * Threads: a compiled tr_tmpl is immutable; one may be rendered from
  * several threads at once.  Header mode needs GMime, which this module
- * initialises itself (once) if the caller has not.
+ * initialises itself (once, g_once) if the caller has not.  Time zones
+ * used by `date` are loaded once and kept for the life of the process
+ * (at most 128, behind a mutex): GLib re-reads the zoneinfo file for
+ * every unreferenced zone, ~170 µs a time.
  */
 #ifndef TR_TEMPLATE_H
 #define TR_TEMPLATE_H
