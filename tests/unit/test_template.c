@@ -363,6 +363,20 @@ static void test_languages(void **state)
 	assert_render_lang("{{ mins | duration }}", "e", "2 hours 30 minutes");
 }
 
+/* Only duration and date speak a language: every other filter renders the
+ * same in all five. */
+static void test_filters_language_neutral(void **state)
+{
+	(void)state;
+	const char *src = "{{ customer.name | upper }}|{{ customer.name | lower }}|{{ missing | default:\"d\" }}|"
+	                  "{{ articles.0.title | truncate:8 }}|{{ body | first_lines:2 | quote }}|"
+	                  "{{ body | first_lines:1 | indent:2 }}|{{ list | join:\"/\" }}|{{ list | join }}";
+	const char *want = "ANA|ana|d|Reset y…|> line one\n> line two|  line one|a/b/c|a, b, c";
+	const char *langs[] = { "en", "es", "de", "fr", "pt" };
+	for (int l = 0; l < 5; l++)
+		assert_render_lang(src, langs[l], want);
+}
+
 static void test_syntax_errors(void **state)
 {
 	(void)state;
@@ -1105,6 +1119,7 @@ int main(void)
 		cmocka_unit_test(test_filter_duration_all_languages),
 		cmocka_unit_test(test_filter_date_all_languages),
 		cmocka_unit_test(test_languages),
+		cmocka_unit_test(test_filters_language_neutral),
 		cmocka_unit_test(test_syntax_errors),
 		cmocka_unit_test(test_nul_byte_position),
 		cmocka_unit_test(test_filter_errors),
