@@ -43,6 +43,7 @@ struct splitter {
 	const char *text;
 	size_t len;
 	GArray *ranges;
+	size_t new_ranges;  /* R_NEW ranges in ranges */
 	const char *marker;
 };
 
@@ -220,6 +221,8 @@ static void add_range(struct splitter *sp, size_t start, size_t end, int kind, c
 	}
 	struct range r = { start, end, kind };
 	g_array_append_val(sp->ranges, r);
+	if (kind == R_NEW)
+		sp->new_ranges++;
 }
 
 /* A blank line belongs to whatever run it is in; leading ones to none. */
@@ -239,6 +242,8 @@ static void retract(struct splitter *sp, size_t offset)
 		if (last->end <= offset)
 			return;
 		if (last->start >= offset) {
+			if (last->kind == R_NEW)
+				sp->new_ranges--;
 			g_array_set_size(sp->ranges, sp->ranges->len - 1);
 		} else {
 			last->end = offset;
@@ -354,6 +359,15 @@ static gboolean is_from_header(const char *t, const struct line *l)
 	size_t m;
 	return header_name(t, l, f, sizeof(f), &m) &&
 	       in_table(from_names, G_N_ELEMENTS(from_names), f, m);
+}
+
+static gboolean is_known_header(const char *t, const struct line *l)
+{
+	char f[64];
+	size_t m;
+	return header_name(t, l, f, sizeof(f), &m) &&
+	       (in_table(header_names, G_N_ELEMENTS(header_names), f, m) ||
+	        in_table(from_names, G_N_ELEMENTS(from_names), f, m));
 }
 
 /* At least two more header lines follow, before a blank line, among the
@@ -571,8 +585,29 @@ static void split_lines(struct splitter *sp)
 		}
 		if (cut != NONE) {
 			retract(sp, cut);
-			add_range(sp, cut, len, R_QUOTED, marker);
-			return;
+			if (sp->new_ranges > 0) {
+				add_range(sp, cut, len, R_QUOTED, marker);
+				return;
+			}
+			/* Nothing new above the cut: the answer may be below it
+			 * (bottom posting, a forward without comment).  Quote the
+			 * cut's own block — the attribution, or the separator and
+			 * its header lines up to a blank line — and go on. */
+			size_t block_end = l.next;
+			if (marker != MARK_ATTRIBUTION) {
+				while (block_end < len) {
+					struct line h;
+					read_line(t, len, block_end, &h);
+					if (h.blank || !is_known_header(t, &h))
+						break;
+					block_end = h.next;
+				}
+			}
+			add_range(sp, cut, block_end, R_QUOTED, marker);
+			pos = block_end;
+			have_prev1 = have_prev2 = FALSE;
+			underscore = NONE;
+			continue;
 		}
 		add_range(sp, l.start, l.next, R_NEW, NULL);
 		underscore = is_underscore_line(t, &l) ? l.start : NONE;
@@ -861,7 +896,7 @@ void tr_quote_split(tr_pool *pool, const char *text, size_t len, tr_quote_parts 
 	memset(out, 0, sizeof(*out));
 	if (text == NULL)
 		len = 0;
-	struct splitter sp = { text, len, g_array_new(FALSE, FALSE, sizeof(struct range)), NULL };
+	struct splitter sp = { text, len, g_array_new(FALSE, FALSE, sizeof(struct range)), 0, NULL };
 	if (len > 0)
 		split_lines(&sp);
 

@@ -28,7 +28,7 @@
  *    - A strong attribution not followed by '>' lines cuts: it and
  *      everything after it are quoted (top posting where the client did
  *      not prefix the history, e.g. Outlook or HTML converted without
- *      quote markup).
+ *      quote markup) — unless nothing new precedes it, see 4.
  *    - A weak one not followed by '>' lines is ordinary text, so "On
  *      Monday I wrote to you about ..." or "here is what I wrote:" never
  *      hide the customer's words.
@@ -49,6 +49,12 @@
  *    Envoyé/Date/À/Objet, Enviada em/Data/Para/Assunto, ...), with the
  *    "________________________________" line before it when there is
  *    one — marker "outlook-header".
+ * 4. A cut with no new text above it (the message starts with the quote)
+ *    covers only its own block: the attribution lines, or the separator
+ *    and the known header lines right after it.  The lines below are then
+ *    classified as above, so bottom-posted answers ("----- Original
+ *    Message -----", headers, '>' quote, answer) and the body of a
+ *    forward without comment are new text rather than nothing.
  *
  * Signature, looked for at the end of the new text only:
  * - a "-- " line (at most 40 non-blank lines after it) or a bare "--"

@@ -425,9 +425,55 @@ static void test_forwards(void **state)
 		g_free(text);
 		g_free(quoted);
 	}
-	/* a bare forward: no new text, nothing is invented */
-	expect("---------- Forwarded message ---------\nFrom: x@example.com\n\nbody\n", "",
-	       "---------- Forwarded message ---------\nFrom: x@example.com\n\nbody", "", "forward");
+	/* a forward without comment: the forwarded body is what to look at */
+	expect("---------- Forwarded message ---------\nFrom: Billing <billing@vendor.example>\n"
+	       "Date: Mon, Jan 8, 2024\nSubject: Payment overdue\n\nYour invoice 2024-117 is overdue.\n",
+	       "Your invoice 2024-117 is overdue.",
+	       "---------- Forwarded message ---------\nFrom: Billing <billing@vendor.example>\n"
+	       "Date: Mon, Jan 8, 2024\nSubject: Payment overdue",
+	       "", "forward");
+}
+
+static void test_bottom_posting(void **state)
+{
+	(void)state;
+	/* Outlook Express: separator and headers, '>' quote, answer below */
+	expect("----- Original Message -----\n"
+	       "From: \"Acme Support\" <support@acme.example>\n"
+	       "To: <tom@example.com>\n"
+	       "Sent: Monday, January 08, 2024 10:02 AM\n"
+	       "Subject: Re: Login\n"
+	       "\n"
+	       "> Please clear your cookies.\n"
+	       ">\n"
+	       "\n"
+	       "Done that, still the same error.\n"
+	       "\n"
+	       "Tom\n",
+	       "Done that, still the same error.\n\nTom",
+	       "----- Original Message -----\n"
+	       "From: \"Acme Support\" <support@acme.example>\n"
+	       "To: <tom@example.com>\n"
+	       "Sent: Monday, January 08, 2024 10:02 AM\n"
+	       "Subject: Re: Login\n"
+	       "\n"
+	       "> Please clear your cookies.\n"
+	       ">",
+	       "", "original-message");
+	/* an attribution not directly followed by the '>' block */
+	expect("On Tue, 9 Jan 2024 10:15:36 +0100\n"
+	       "Acme Support <support@acme.example> wrote:\n"
+	       "\n"
+	       "<snip>\n"
+	       "> reinstall the agent\n"
+	       "\n"
+	       "That broke the other machines.\n",
+	       "<snip>\n\nThat broke the other machines.",
+	       "On Tue, 9 Jan 2024 10:15:36 +0100\n"
+	       "Acme Support <support@acme.example> wrote:\n"
+	       "\n"
+	       "> reinstall the agent",
+	       "", "attribution");
 }
 
 /* ---- interleaved and bottom posting ---- */
@@ -693,6 +739,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_outlook_localized, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_original_message_separators, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forwards, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bottom_posting, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_interleaved_reply, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_interleaved_without_attribution, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_weak_attribution_with_quote, setup, teardown),
