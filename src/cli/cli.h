@@ -20,6 +20,7 @@ typedef int tr_cli_fn(int argc, char **argv);
 
 int tr_cli_classify(int argc, char **argv);
 int tr_cli_check_config(int argc, char **argv);
+int tr_cli_eval(int argc, char **argv);
 
 /* The config path: -c value, else $TRIAGE_CONFIG, else the installed one. */
 const char *tr_cli_config_path(const char *option_value);

@@ -18,6 +18,7 @@ static const struct {
 } commands[] = {
 	{ "classify", tr_cli_classify, "normalize and classify messages, print the decision" },
 	{ "check-config", tr_cli_check_config, "validate the configuration and everything it names" },
+	{ "eval", tr_cli_eval, "category accuracy, precision/recall/F1 on a labeled CSV file" },
 };
 
 static void usage(FILE *out)

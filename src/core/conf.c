@@ -125,6 +125,37 @@ static int first_bad_line(const char *text)
 	return 0;
 }
 
+/* GKeyFile silently merges a group written twice; a config author almost
+ * always meant two different things, so say so. */
+static void report_duplicate_groups(const char *name, const char *text, tr_diag *diag)
+{
+	GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	int lineno = 0;
+	const char *p = text;
+	while (p != NULL && *p != '\0') {
+		const char *end = strchr(p, '\n');
+		size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+		lineno++;
+		while (len > 0 && (*p == ' ' || *p == '\t'))
+			p++, len--;
+		while (len > 0 && (p[len - 1] == '\r' || p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len > 2 && p[0] == '[' && p[len - 1] == ']') {
+			char *group = g_strndup(p + 1, len - 2);
+			gpointer first = g_hash_table_lookup(seen, group);
+			if (first != NULL) {
+				tr_diag_error(diag, name, lineno, "[%s] already defined at %s:%d", group, name,
+				              GPOINTER_TO_INT(first));
+				g_free(group);
+			} else {
+				g_hash_table_insert(seen, group, GINT_TO_POINTER(lineno));
+			}
+		}
+		p = end != NULL ? end + 1 : NULL;
+	}
+	g_hash_table_destroy(seen);
+}
+
 tr_conf *tr_conf_load_data(const char *name, const char *data, size_t len, tr_diag *diag)
 {
 	tr_conf *conf = g_new0(tr_conf, 1);
@@ -136,6 +167,7 @@ tr_conf *tr_conf_load_data(const char *name, const char *data, size_t len, tr_di
 		tr_conf_free(&conf);
 		return NULL;
 	}
+	report_duplicate_groups(name, conf->text, diag);
 	conf->kf = g_key_file_new();
 	GError *error = NULL;
 	if (!g_key_file_load_from_data(conf->kf, conf->text, len, G_KEY_FILE_NONE, &error)) {
