@@ -47,6 +47,8 @@ struct tr_norm {
  * costs a dlopen()/dlclose() pair each time.  Keeping one descriptor of
  * each common charset open for the life of the process pins its module.
  */
+static iconv_t pinned_converters[16];  /* deliberately never closed */
+
 static void pin_gconv_modules(void)
 {
 	static const char *const charsets[] = {
@@ -54,10 +56,9 @@ static void pin_gconv_modules(void)
 		"WINDOWS-1252", "KOI8-R", "ISO-2022-JP", "SHIFT_JIS", "EUC-JP", "GB18030",
 		"BIG5", "EUC-KR", "UTF-16", "UTF-7",
 	};
-	for (size_t i = 0; i < G_N_ELEMENTS(charsets); i++) {
-		iconv_t cd = iconv_open("UTF-8", charsets[i]);
-		(void)cd;  /* deliberately never closed */
-	}
+	G_STATIC_ASSERT(G_N_ELEMENTS(charsets) <= G_N_ELEMENTS(pinned_converters));
+	for (size_t i = 0; i < G_N_ELEMENTS(charsets); i++)
+		pinned_converters[i] = iconv_open("UTF-8", charsets[i]);
 }
 
 void tr_norm_global_init(void)

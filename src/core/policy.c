@@ -1025,7 +1025,8 @@ void tr_policy_decide(const tr_policy *p, const tr_msg *msg, const tr_signals *s
 	d->escalate = reasons->len > 0;
 	d->n_escalate_reasons = reasons->len;
 	d->escalate_reasons = tr_pool_alloc_array(pool, reasons->len + 1, sizeof(char *));
-	memcpy(d->escalate_reasons, reasons->pdata, reasons->len * sizeof(char *));
+	if (reasons->len > 0)
+		memcpy(d->escalate_reasons, reasons->pdata, reasons->len * sizeof(char *));
 	g_ptr_array_free(reasons, TRUE);
 	if (d->escalate) {
 		GString *why = g_string_new(NULL);
@@ -1082,6 +1083,7 @@ void tr_policy_decide(const tr_policy *p, const tr_msg *msg, const tr_signals *s
 
 	d->n_explanation = ex.lines->len;
 	d->explanation = tr_pool_alloc_array(pool, ex.lines->len + 1, sizeof(char *));
-	memcpy(d->explanation, ex.lines->pdata, ex.lines->len * sizeof(char *));
+	if (ex.lines->len > 0)
+		memcpy(d->explanation, ex.lines->pdata, ex.lines->len * sizeof(char *));
 	g_ptr_array_free(ex.lines, TRUE);
 }

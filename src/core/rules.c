@@ -908,7 +908,8 @@ static tr_rules *finish(loader *ld, tr_diag *diag, unsigned errors_before)
 	g_hash_table_iter_init(&it, ld->categories);
 	while (g_hash_table_iter_next(&it, &key, NULL))
 		g_ptr_array_add(cats, g_strdup(key));
-	qsort(cats->pdata, cats->len, sizeof(char *), compare_strings);
+	if (cats->len > 1)
+		qsort(cats->pdata, cats->len, sizeof(char *), compare_strings);
 	g_ptr_array_add(cats, NULL);
 	rules->categories = (char **)g_ptr_array_free(cats, FALSE);
 	g_hash_table_destroy(ld->names);
@@ -956,7 +957,8 @@ tr_rules *tr_rules_load(const char *path, const tr_rules_limits *limits, tr_diag
 					g_ptr_array_add(names, g_build_filename(path, name, NULL));
 			}
 			g_dir_close(dir);
-			qsort(names->pdata, names->len, sizeof(char *), compare_strings);
+			if (names->len > 1)
+				qsort(names->pdata, names->len, sizeof(char *), compare_strings);
 			if (names->len == 0)
 				tr_diag_warning(diag, path, 0, "no *.conf rule files");
 			for (guint i = 0; i < names->len; i++)
