@@ -552,13 +552,13 @@ static void load_teams(tr_policy *p, const tr_conf *conf, tr_diag *diag)
 			tr_conf_check_keys(conf, diag, g, rotation_keys);
 			rotation *r = g_new0(rotation, 1);
 			r->name = g_strdup(g + 7);
-			char *tzname = tr_conf_string(conf, g, "timezone", "UTC");
-			r->tz = g_time_zone_new_identifier(tzname);
+			char *zone_name = tr_conf_string(conf, g, "timezone", "UTC");
+			r->tz = g_time_zone_new_identifier(zone_name);
 			if (r->tz == NULL) {
-				tr_conf_error(conf, diag, g, "timezone", "unknown time zone '%s'", tzname);
+				tr_conf_error(conf, diag, g, "timezone", "unknown time zone '%s'", zone_name);
 				r->tz = g_time_zone_new_utc();
 			}
-			g_free(tzname);
+			g_free(zone_name);
 			char *start = tr_conf_string(conf, g, "start", "2026-01-05 09:00");
 			int y, mo, d, h, mi;
 			if (sscanf(start, "%d-%d-%d %d:%d", &y, &mo, &d, &h, &mi) != 5) {
