@@ -6,13 +6,17 @@
 #   like GOT REGEX DESC
 #   skip_all REASON   the whole script is skipped (prints 1..0 # SKIP)
 #   bail REASON       abort the script: counts as a failure
-#   diag MSG          a comment line
+#   diag MSG          comment line(s): every line of MSG gets "# ", so text
+#                     shown from a failed check cannot pass for a TAP line
 #   done_testing      print the plan from the count, exit non-zero on failure
 TAP_N=0
 TAP_FAILED=0
 
 plan() { echo "1..$1"; TAP_PLANNED=$1; }
-diag() { printf '# %s\n' "$*"; }
+diag() {
+	local line
+	while IFS= read -r line; do printf '# %s\n' "$line"; done <<<"$*"
+}
 _tap_result() { # status desc
 	TAP_N=$((TAP_N + 1))
 	if [ "$1" -eq 0 ]; then
