@@ -11,6 +11,8 @@
 #include <glib.h>
 
 #include "core/engine.h"
+#include "store/outbox.h"
+#include "store/store.h"
 
 #define TR_EXIT_OK 0
 #define TR_EXIT_FAIL 1
@@ -21,6 +23,12 @@ typedef int tr_cli_fn(int argc, char **argv);
 int tr_cli_classify(int argc, char **argv);
 int tr_cli_check_config(int argc, char **argv);
 int tr_cli_eval(int argc, char **argv);
+int tr_cli_ingest(int argc, char **argv);
+int tr_cli_tickets(int argc, char **argv);
+int tr_cli_show(int argc, char **argv);
+int tr_cli_ticket_op(int argc, char **argv);
+int tr_cli_sla_tick(int argc, char **argv);
+int tr_cli_outbox(int argc, char **argv);
 
 /* The config path: -c value, else $TRIAGE_CONFIG, else the installed one. */
 const char *tr_cli_config_path(const char *option_value);
@@ -38,5 +46,12 @@ gboolean tr_cli_parse_time(const char *text, gint64 *time_r);
 
 /* Load the engine, printing every diagnostic to stderr; NULL on error. */
 tr_engine *tr_cli_engine(const char *config_path);
+/* Open the store named by the engine's config ([store] path) or --db;
+ * errors printed; NULL on error. */
+tr_store *tr_cli_store(const tr_engine *engine, const char *db_override);
+/* Outbox options from [outbound] and [xmpp]; *domain_r must be g_free'd. */
+void tr_cli_outbox_options(const tr_engine *engine, tr_outbox_options *options, char **domain_r);
+/* --by NAME, else the invoking user's name. */
+const char *tr_cli_actor(const char *by);
 
 #endif

@@ -123,6 +123,17 @@ const tr_policy *tr_engine_policy(const tr_engine *engine)
 	return engine->policy;
 }
 
+void tr_engine_signals(const tr_engine *engine, const tr_msg *msg, tr_signals *signals)
+{
+	tr_classify_signals(&engine->classifier, msg, signals);
+}
+
+void tr_engine_decide_signals(const tr_engine *engine, const tr_msg *msg, const tr_signals *signals,
+                              const tr_decide_input *input, tr_decision *decision)
+{
+	tr_classify_decide(&engine->classifier, msg, signals, input, decision);
+}
+
 void tr_engine_decide(const tr_engine *engine, const tr_msg *msg, const tr_decide_input *input,
                       tr_decision *decision)
 {

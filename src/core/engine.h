@@ -35,6 +35,11 @@ const tr_norm *tr_engine_norm(const tr_engine *engine);
 const tr_classifier *tr_engine_classifier(const tr_engine *engine);
 const tr_policy *tr_engine_policy(const tr_engine *engine);
 
+/* The halves of tr_engine_decide (see classify.h). */
+void tr_engine_signals(const tr_engine *engine, const tr_msg *msg, tr_signals *signals);
+void tr_engine_decide_signals(const tr_engine *engine, const tr_msg *msg, const tr_signals *signals,
+                              const tr_decide_input *input, tr_decision *decision);
+
 /* Classify and decide for msg (see classify.h). */
 void tr_engine_decide(const tr_engine *engine, const tr_msg *msg, const tr_decide_input *input,
                       tr_decision *decision);

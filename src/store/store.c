@@ -245,6 +245,7 @@ static const char *const migrations[] = {
 	");"
 	"CREATE INDEX outbox_due ON outbox(state, next_attempt_at);"
 	"CREATE INDEX outbox_ticket ON outbox(ticket_id);"
+	"CREATE INDEX outbox_message_id ON outbox(message_id);"
 	"CREATE TABLE sla_ladder ("
 	" ticket_id INTEGER NOT NULL REFERENCES tickets(id),"
 	" clock TEXT NOT NULL,"                     /* first_response, resolution, escalation */
