@@ -70,11 +70,11 @@ static void print_result(const run *r, const char *name, const tr_ingest_result 
 		printf("%s: duplicate of %s (nothing stored)\n", name, res->ticket);
 		return;
 	}
-	printf("%s: %s %s %s %s -> %s%s%s%s%s%s\n", name, res->ticket, tr_ingest_kind_name(res->kind),
+	printf("%s: %s %s %s %s -> %s%s%s%s%s%s%s\n", name, res->ticket, tr_ingest_kind_name(res->kind),
 	       tr_priority_name(res->priority), res->category, res->team,
 	       res->ack_queued ? ", ack queued" : "", res->escalated ? ", escalated" : "",
 	       res->reopened ? ", reopened" : "", res->incident_id ? ", incident" : "",
-	       res->reference[0] ? ", refused tag of another requester" : "");
+	       res->reference[0] ? ", refers to " : "", res->reference);
 }
 
 static bool flush(run *r, GError **error)

@@ -790,7 +790,9 @@ static bool ingest_one(tr_ingest *ing, const tr_ingest_input *in, tr_ingest_resu
 			tr_msg_free(&msg);
 			return ok;
 		} else if (!reopenable) {
+			/* Resolved too long ago: a new ticket that points at the old one. */
 			reference = tr_store_format_ticket(store, thread, refbuf, sizeof(refbuf));
+			g_strlcpy(res->reference, reference, sizeof(res->reference));
 			thread = 0;
 		}
 	}
