@@ -764,6 +764,10 @@ static void read_delivery_status(struct walk *w, GMimePart *part)
 	g_mime_data_wrapper_write_to_stream(content, mem);
 	GByteArray *bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
 	size_t len = MIN(bytes->len, (guint)65536);
+	if (len == 0) {
+		g_object_unref(mem);
+		return;
+	}
 	char *text = g_strndup((const char *)bytes->data, len);
 	g_object_unref(mem);
 	char *recipient = NULL;
