@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 #include "core/json.h"
+#include "store/context.h"
 
 int tr_cli_outbox(int argc, char **argv)
 {
@@ -18,14 +19,17 @@ int tr_cli_outbox(int argc, char **argv)
 		{ "json", 0, 0, G_OPTION_ARG_NONE, &json, "one JSON object per row", NULL },
 		{ NULL, 0, 0, 0, NULL, NULL, NULL },
 	};
-	if (!tr_cli_parse("outbox", "[retry ID]",
+	if (!tr_cli_parse("outbox", "[retry ID | show ID]",
 	                  "List queued side effects (acknowledgments, forwards, room posts, notices)\n"
-	                  "with their state; `retry ID` puts a failed or ambiguous one back in the queue.",
+	                  "with their state; `retry ID` puts a failed or ambiguous one back in the queue;\n"
+	                  "`show ID` prints the message as it would be sent now.",
 	                  entries, &argc, &argv))
 		return TR_EXIT_USAGE;
 	bool retry = argc >= 2 && strcmp(argv[1], "retry") == 0;
-	if ((retry && argc != 3) || (!retry && argc != 1)) {
-		fprintf(stderr, "triage outbox: usage: triage outbox [--failed] | triage outbox retry ID\n");
+	bool show = argc >= 2 && strcmp(argv[1], "show") == 0;
+	if (((retry || show) && argc != 3) || (!retry && !show && argc != 1)) {
+		fprintf(stderr, "triage outbox: usage: triage outbox [--failed] | triage outbox retry ID | "
+		                "triage outbox show ID\n");
 		return TR_EXIT_USAGE;
 	}
 	tr_engine *engine = tr_cli_engine(tr_cli_config_path(config));
@@ -44,6 +48,35 @@ int tr_cli_outbox(int argc, char **argv)
 			status = TR_EXIT_FAIL;
 		} else {
 			printf("outbox %s: queued again\n", argv[2]);
+		}
+	} else if (show) {
+		gint64 id = g_ascii_strtoll(argv[2], NULL, 10);
+		tr_outbox_iter *it = tr_outbox_list_init(store, false, 0);
+		tr_outbox_row r;
+		bool found = false;
+		while (!found && tr_outbox_list_next(it, &r)) {
+			if (r.id == id) {
+				found = true;
+				break;
+			}
+			tr_outbox_row_clear(&r);
+		}
+		tr_outbox_list_deinit(&it);
+		if (!found) {
+			fprintf(stderr, "triage outbox: no row %s\n", argv[2]);
+			status = TR_EXIT_FAIL;
+		} else {
+			GError *error = NULL;
+			char *text = tr_context_render(store, engine, &r, g_get_real_time() / G_USEC_PER_SEC, NULL, &error);
+			if (text == NULL) {
+				fprintf(stderr, "triage outbox: row %s: %s\n", argv[2], error->message);
+				g_error_free(error);
+				status = TR_EXIT_FAIL;
+			} else {
+				fputs(text, stdout);
+				g_free(text);
+			}
+			tr_outbox_row_clear(&r);
 		}
 	} else {
 		tr_outbox_iter *it = tr_outbox_list_init(store, failed, (unsigned)MAX(limit, 0));

@@ -16,6 +16,7 @@ struct tr_engine {
 	tr_rules *rules;
 	tr_sentiment *sentiment;
 	tr_policy *policy;
+	tr_outbound *outbound;
 	tr_classifier classifier;
 };
 
@@ -79,6 +80,7 @@ tr_engine *tr_engine_load(const char *config_path, tr_diag *diag)
 	g_free(rules_path);
 	load_sentiment(engine, diag);
 	engine->policy = tr_policy_load(conf, engine->rules != NULL ? tr_rules_categories(engine->rules) : NULL, diag);
+	engine->outbound = tr_outbound_load(conf, diag);
 	engine->classifier.rules = engine->rules;
 	engine->classifier.sentiment = engine->sentiment;
 	engine->classifier.policy = engine->policy;
@@ -94,6 +96,7 @@ void tr_engine_free(tr_engine **enginep)
 	if (engine == NULL)
 		return;
 	*enginep = NULL;
+	tr_outbound_free(&engine->outbound);
 	tr_policy_free(&engine->policy);
 	tr_sentiment_free(&engine->sentiment);
 	tr_rules_free(&engine->rules);
@@ -121,6 +124,11 @@ const tr_classifier *tr_engine_classifier(const tr_engine *engine)
 const tr_policy *tr_engine_policy(const tr_engine *engine)
 {
 	return engine->policy;
+}
+
+const tr_outbound *tr_engine_outbound(const tr_engine *engine)
+{
+	return engine->outbound;
 }
 
 void tr_engine_signals(const tr_engine *engine, const tr_msg *msg, tr_signals *signals)

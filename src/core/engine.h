@@ -18,6 +18,7 @@
 #include "core/conf.h"
 #include "core/msg.h"
 #include "core/normalize.h"
+#include "core/outbound.h"
 
 typedef struct tr_engine tr_engine;
 
@@ -34,6 +35,7 @@ const tr_conf *tr_engine_conf(const tr_engine *engine);
 const tr_norm *tr_engine_norm(const tr_engine *engine);
 const tr_classifier *tr_engine_classifier(const tr_engine *engine);
 const tr_policy *tr_engine_policy(const tr_engine *engine);
+const tr_outbound *tr_engine_outbound(const tr_engine *engine);
 
 /* The halves of tr_engine_decide (see classify.h). */
 void tr_engine_signals(const tr_engine *engine, const tr_msg *msg, tr_signals *signals);

@@ -193,7 +193,8 @@ static bool insert_message(tr_ingest *ing, int64_t ticket, const char *direction
 	tr_store *store = ing->store;
 	sqlite3_stmt *st = tr_store_stmt(store,
 		"INSERT INTO messages(ticket_id, direction, channel, message_id, content_hash, sender, subject, "
-		"size, at, excerpt, decision) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+		"size, at, excerpt, decision, sender_name, refs) "
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
 	char *excerpt = excerpt_of(msg);
 	char *decision = d != NULL ? decision_json(msg, d) : NULL;
 	sqlite3_bind_int64(st, 1, ticket);
@@ -209,7 +210,18 @@ static bool insert_message(tr_ingest *ing, int64_t ticket, const char *direction
 	sqlite3_bind_text(st, 10, excerpt, -1, SQLITE_STATIC);
 	if (decision != NULL)
 		sqlite3_bind_text(st, 11, decision, -1, SQLITE_STATIC);
+	if (msg->from.name != NULL)
+		sqlite3_bind_text(st, 12, msg->from.name, -1, SQLITE_STATIC);
+	char *refs = NULL;
+	if (msg->references_count > 0) {
+		GString *r = g_string_new(NULL);
+		for (size_t i = 0; i < msg->references_count; i++)
+			g_string_append_printf(r, "%s%s", i ? " " : "", msg->references[i]);
+		refs = g_string_free(r, FALSE);
+		sqlite3_bind_text(st, 13, refs, -1, SQLITE_STATIC);
+	}
 	bool ok = tr_store_exec_stmt(store, st, "store message", error);
+	g_free(refs);
 	g_free(excerpt);
 	g_free(decision);
 	if (!ok)

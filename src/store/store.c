@@ -201,6 +201,8 @@ static const char *const migrations[] = {
 	" message_id TEXT,"
 	" content_hash TEXT NOT NULL,"
 	" sender TEXT NOT NULL DEFAULT '',"
+	" sender_name TEXT,"
+	" refs TEXT,"                               /* References, space-separated */
 	" subject TEXT NOT NULL DEFAULT '',"
 	" size INTEGER NOT NULL DEFAULT 0,"
 	" at INTEGER NOT NULL,"
