@@ -612,7 +612,7 @@ static const char html_style[] =
 	"th,td{text-align:left;padding:5px 8px;border-bottom:1px solid var(--line);vertical-align:top}\n"
 	"th{background:var(--panel)}\n"
 	".num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\n"
-	"td.subject{overflow-wrap:anywhere}\n"
+	"td.subject{min-width:14em;overflow-wrap:anywhere}\n"
 	".pri{font-weight:700;white-space:nowrap}\n"
 	".id{white-space:nowrap}\n"
 	".P1{color:#a33a00}.P2{color:#7a5200}\n"
@@ -906,8 +906,9 @@ static void html_issues(GString *out, const tr_report *r)
 		html_time(out, x->last_at);
 		g_string_append(out, "</td><td>");
 		for (unsigned k = 0; k < x->n_samples; k++) {
-			g_string_append(out, k > 0 ? ", " : "");
+			g_string_append(out, k > 0 ? ", <span class=\"id\">" : "<span class=\"id\">");
 			html_text(out, x->samples[k], 0);
+			g_string_append(out, "</span>");
 		}
 		g_string_append(out, "</td></tr>\n");
 	}
