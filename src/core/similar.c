@@ -122,3 +122,17 @@ int tr_similar_unpack(const void *bytes, size_t len, tr_similar *out)
 	}
 	return 1;
 }
+
+unsigned tr_similar_bands(const tr_similar *s, int64_t bands[TR_SIMILAR_BANDS])
+{
+	G_STATIC_ASSERT(TR_SIMILAR_BANDS * 3 == TR_SIMILAR_SLOTS);
+	if (s->shingles == 0)
+		return 0;
+	for (unsigned b = 0; b < TR_SIMILAR_BANDS; b++) {
+		uint64_t h = mix(b + 1);
+		for (unsigned k = 0; k < 3; k++)
+			h = mix(h ^ s->slot[3 * b + k]);
+		bands[b] = (int64_t)(h >> 1);  /* fits an SQLite INTEGER */
+	}
+	return TR_SIMILAR_BANDS;
+}

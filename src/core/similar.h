@@ -31,6 +31,16 @@ void tr_similar_of_text(const char *text, size_t len, tr_similar *out);
 /* Estimated Jaccard similarity 0..1; 0 when either is empty. */
 double tr_similar_compare(const tr_similar *a, const tr_similar *b);
 
+/*
+ * Locality-sensitive bands: 16 bands of 3 slots each.  Two texts with
+ * Jaccard similarity 0.5 share at least one band with probability 0.88,
+ * at 0.8 almost surely, at 0.2 with 0.12 — so a store can find the few
+ * candidates to compare through an index instead of scanning every
+ * recent ticket.  Returns 0 bands for an empty sketch.
+ */
+#define TR_SIMILAR_BANDS 16
+unsigned tr_similar_bands(const tr_similar *s, int64_t bands[TR_SIMILAR_BANDS]);
+
 /* Serialise to TR_SIMILAR_BYTES bytes (little-endian) and back; false when
  * the bytes have the wrong length. */
 void tr_similar_pack(const tr_similar *s, uint8_t out[TR_SIMILAR_BYTES]);

@@ -458,19 +458,24 @@ typedef struct {
 	bool escalated, open;
 } similar_ticket;
 
-/* Recent tickets whose sketch is close to this one. */
+/* Recent tickets whose sketch is close to this one: candidates that share
+ * a similarity band, found through the index, then compared. */
 static GArray *similar_recent(tr_store *store, const tr_similar *sketch, int64_t now)
 {
 	const tr_store_limits *lim = &tr_store_get_settings(store)->limits;
 	GArray *out = g_array_new(FALSE, TRUE, sizeof(similar_ticket));
-	if (sketch->shingles == 0)
+	int64_t bands[TR_SIMILAR_BANDS];
+	if (tr_similar_bands(sketch, bands) == 0)
 		return out;
 	sqlite3_stmt *st = tr_store_stmt(store,
-		"SELECT id, parent_id, requester, escalated, status != 'resolved', signature FROM tickets "
-		"WHERE created_at >= ?1 AND is_incident = 0 AND signature IS NOT NULL "
-		"ORDER BY created_at DESC LIMIT ?2");
-	sqlite3_bind_int64(st, 1, now - lim->incident_window);
-	sqlite3_bind_int64(st, 2, lim->incident_scan);
+		"SELECT DISTINCT t.id, t.parent_id, t.requester, t.escalated, t.status != 'resolved', t.signature "
+		"FROM ticket_bands b JOIN tickets t ON t.id = b.ticket_id "
+		"WHERE b.band IN (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) "
+		"AND b.created_at >= ?17 AND t.is_incident = 0 ORDER BY t.id DESC LIMIT ?18");
+	for (int i = 0; i < TR_SIMILAR_BANDS; i++)
+		sqlite3_bind_int64(st, i + 1, bands[i]);
+	sqlite3_bind_int64(st, 17, now - lim->incident_window);
+	sqlite3_bind_int64(st, 18, lim->incident_scan);
 	double threshold = (double)lim->incident_similarity / 100.0;
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		tr_similar other;
@@ -486,6 +491,28 @@ static GArray *similar_recent(tr_store *store, const tr_similar *sketch, int64_t
 	}
 	sqlite3_reset(st);
 	return out;
+}
+
+/* Remember the bands of a new ticket; now and then forget old ones. */
+static bool add_bands(tr_store *store, int64_t ticket, const tr_similar *sketch, int64_t now, GError **error)
+{
+	int64_t bands[TR_SIMILAR_BANDS];
+	unsigned n = tr_similar_bands(sketch, bands);
+	for (unsigned i = 0; i < n; i++) {
+		sqlite3_stmt *st = tr_store_stmt(store, "INSERT INTO ticket_bands(band, ticket_id, created_at) "
+		                                        "VALUES (?1, ?2, ?3)");
+		sqlite3_bind_int64(st, 1, bands[i]);
+		sqlite3_bind_int64(st, 2, ticket);
+		sqlite3_bind_int64(st, 3, now);
+		if (!tr_store_exec_stmt(store, st, "similarity bands", error))
+			return false;
+	}
+	if (ticket % 512 == 0) {
+		sqlite3_stmt *st = tr_store_stmt(store, "DELETE FROM ticket_bands WHERE created_at < ?1");
+		sqlite3_bind_int64(st, 1, now - tr_store_get_settings(store)->limits.incident_window - 86400);
+		return tr_store_exec_stmt(store, st, "forget old bands", error);
+	}
+	return true;
 }
 
 static void similar_free(GArray *list)
@@ -674,6 +701,7 @@ static bool new_ticket(tr_ingest *ing, const tr_ingest_input *in, const tr_msg *
 
 	int64_t ticket, row;
 	bool ok = insert_ticket(ing, msg, requester, &d, &sketch, in->now, reference, false, &ticket, error) &&
+	          add_bands(store, ticket, &sketch, in->now, error) &&
 	          insert_message(ing, ticket, "in", in, msg, &d, &row, error);
 	fill_result(ing, res, ticket);
 	res->kind = TR_INGEST_NEW;

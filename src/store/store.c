@@ -255,6 +255,13 @@ static const char *const migrations[] = {
 	" at INTEGER NOT NULL,"
 	" PRIMARY KEY (ticket_id, clock, step)"
 	");"
+	"CREATE TABLE ticket_bands ("              /* similarity bands (similar.h) */
+	" band INTEGER NOT NULL,"
+	" ticket_id INTEGER NOT NULL,"
+	" created_at INTEGER NOT NULL"
+	");"
+	"CREATE INDEX ticket_bands_band ON ticket_bands(band, created_at);"
+	"CREATE INDEX ticket_bands_created ON ticket_bands(created_at);"
 	"CREATE TABLE ack_log ("
 	" address TEXT NOT NULL,"
 	" at INTEGER NOT NULL,"
