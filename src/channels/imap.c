@@ -872,9 +872,13 @@ static char *x509_alt_names(X509 *cert)
 	for (int i = 0; names != NULL && i < sk_GENERAL_NAME_num(names) && i < 20; i++) {
 		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
 		if (gn->type == GEN_DNS) {
+			/* a hostile certificate does not get to write control
+			 * characters into our logs */
 			const unsigned char *p = ASN1_STRING_get0_data(gn->d.dNSName);
-			g_string_append_printf(out, "%sDNS:%.*s", out->len ? ", " : "",
-			                       ASN1_STRING_length(gn->d.dNSName), (const char *)p);
+			int len = MIN(ASN1_STRING_length(gn->d.dNSName), 255);
+			g_string_append_printf(out, "%sDNS:", out->len ? ", " : "");
+			for (int k = 0; k < len; k++)
+				g_string_append_c(out, p[k] >= 0x20 && p[k] < 0x7f ? (char)p[k] : '?');
 		} else if (gn->type == GEN_IPADD) {
 			char buf[INET6_ADDRSTRLEN] = "?";
 			int len = ASN1_STRING_length(gn->d.iPAddress);
@@ -1127,18 +1131,20 @@ static bool start_tls(tr_imap *s, unsigned caps, GError **error)
 		return false;
 	}
 	int r = mailimap_starttls(s->imap);
-	if (r != MAILIMAP_NO_ERROR) {
-		command_failed(s, r, TR_IMAP_ERROR_CONFIG, error, "STARTTLS");
+	/* Bytes already read past the tagged OK would later pass for data
+	 * that came over TLS (the CVE-2020-15953 class of attack): refuse
+	 * such a server before the handshake.  (Debian's libetpan has the
+	 * upstream fix and fails STARTTLS itself in that case; we check
+	 * either way.) */
+	mailstream *stream = s->imap->imap_stream;
+	if (stream != NULL && stream->read_buffer_len != 0) {
+		fail(s, error, TR_IMAP_ERROR_CERTIFICATE,
+		     "the server sent data after agreeing to STARTTLS (injection attempt?)");
 		drop_connection(s);
 		return false;
 	}
-	/* Bytes already read past the tagged OK would later pass for data
-	 * that came over TLS (the CVE-2020-15953 class of attack): refuse
-	 * such a server before the handshake. */
-	mailstream *stream = s->imap->imap_stream;
-	if (stream->read_buffer_len != 0) {
-		fail(s, error, TR_IMAP_ERROR_CERTIFICATE,
-		     "the server sent data after agreeing to STARTTLS (injection attempt?)");
+	if (r != MAILIMAP_NO_ERROR) {
+		command_failed(s, r, TR_IMAP_ERROR_CONFIG, error, "STARTTLS");
 		drop_connection(s);
 		return false;
 	}
@@ -1221,6 +1227,13 @@ bool tr_imap_connect(tr_imap *s, uint32_t known_uidvalidity, tr_imap_mailbox *ma
 	mailimap_set_timeout(s->imap, (time_t)s->config.limits.timeout);
 	mailimap_set_logger(s->imap, trace_logger, s);
 	int r = mailimap_connect(s->imap, stream);
+	if (r == MAILIMAP_ERROR_DONT_ACCEPT_CONNECTION) {
+		char *text = server_text(s);
+		fail(s, error, TR_IMAP_ERROR_NETWORK, "the server refused the connection (BYE): %s", text);
+		g_free(text);
+		drop_connection(s);
+		return false;
+	}
 	if (r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED && r != MAILIMAP_NO_ERROR_AUTHENTICATED) {
 		fail(s, error, TR_IMAP_ERROR_NETWORK, "no IMAP greeting (%s)",
 		     transport_failure(r) ? transport_reason(r) : "refused");

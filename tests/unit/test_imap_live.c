@@ -272,6 +272,7 @@ static void test_starttls_with_ca(void **state)
 	assert_non_null(starttls);
 	assert_non_null(login);
 	assert_true(starttls < login);
+	assert_null(strstr(t->sent->str, env_password));   /* the trace never shows it */
 	assert_true(box.uidvalidity > 0);
 	tr_imap_free(&s);
 	trace_free(t);
@@ -868,6 +869,26 @@ static void test_uidvalidity_change(void **state)
 	tr_imap_config_clear(&c);
 }
 
+/* Each test's duration as a TAP comment: the script has a time budget. */
+static double test_started;
+
+static int timing_start(void **state)
+{
+	(void)state;
+	test_started = now_seconds();
+	return 0;
+}
+
+static int timing_end(void **state)
+{
+	(void)state;
+	if (live())
+		print_message("# %.2f s\n", now_seconds() - test_started);
+	return 0;
+}
+
+#define LIVE_TEST(f) cmocka_unit_test_setup_teardown(f, timing_start, timing_end)
+
 int main(void)
 {
 	/* what the daemon's main() does: a dropped peer must not kill us */
@@ -883,20 +904,20 @@ int main(void)
 		print_message("# TR_IMAP_TEST_* not set: live IMAP tests skipped "
 		              "(tests/integration/imap.sh runs them against Dovecot)\n");
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_implicit_tls_with_ca),
-		cmocka_unit_test(test_starttls_with_ca),
-		cmocka_unit_test(test_untrusted_certificate_refused),
-		cmocka_unit_test(test_wrong_host_name_refused),
-		cmocka_unit_test(test_plain_only_when_allowed),
-		cmocka_unit_test(test_wrong_password_is_auth_error),
-		cmocka_unit_test(test_fetch_peek_mark_quarantine),
-		cmocka_unit_test(test_move_without_move_capability),
-		cmocka_unit_test(test_too_big_not_fetched),
-		cmocka_unit_test(test_idle_wakes_on_delivery),
-		cmocka_unit_test(test_interrupt_ends_idle),
-		cmocka_unit_test(test_polling_without_idle),
-		cmocka_unit_test(test_restart_then_reconnect),
-		cmocka_unit_test(test_uidvalidity_change),
+		LIVE_TEST(test_implicit_tls_with_ca),
+		LIVE_TEST(test_starttls_with_ca),
+		LIVE_TEST(test_untrusted_certificate_refused),
+		LIVE_TEST(test_wrong_host_name_refused),
+		LIVE_TEST(test_plain_only_when_allowed),
+		LIVE_TEST(test_wrong_password_is_auth_error),
+		LIVE_TEST(test_fetch_peek_mark_quarantine),
+		LIVE_TEST(test_move_without_move_capability),
+		LIVE_TEST(test_too_big_not_fetched),
+		LIVE_TEST(test_idle_wakes_on_delivery),
+		LIVE_TEST(test_interrupt_ends_idle),
+		LIVE_TEST(test_polling_without_idle),
+		LIVE_TEST(test_restart_then_reconnect),
+		LIVE_TEST(test_uidvalidity_change),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
