@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -818,6 +820,14 @@ static int tcp_connect(const char *host, uint16_t port, int64_t timeout, char **
 			}
 		}
 		if (err == 0) {
+			/* A server that vanishes without a FIN (NAT timeout, power
+			 * loss) would otherwise keep an IDLE waiting for up to
+			 * idle_restart: keepalives find it within about two minutes. */
+			int on = 1, idle = 60, interval = 15, count = 4;
+			setsockopt(sock, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+			setsockopt(sock, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+			setsockopt(sock, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+			setsockopt(sock, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
 			int flags = fcntl(sock, F_GETFL);
 			if (flags >= 0 && fcntl(sock, F_SETFL, flags & ~O_NONBLOCK) == 0) {
 				fd = sock;

@@ -262,7 +262,8 @@ bool tr_imap_fetch_flags(tr_imap *session, uint32_t uid, unsigned *flags_r, GErr
 /* The configured mark (keyword first, then \Seen, then MOVE), after the
  * ticket is committed. */
 bool tr_imap_mark(tr_imap *session, uint32_t uid, GError **error);
-/* Add TR_IMAP_FLAG_SEEN and/or TR_IMAP_FLAG_TRIAGED (the keyword). */
+/* Add TR_IMAP_FLAG_SEEN, TR_IMAP_FLAG_TRIAGED (the keyword) and/or
+ * TR_IMAP_FLAG_DELETED; other bits are ignored. */
 bool tr_imap_add_flags(tr_imap *session, uint32_t uid, unsigned flags, GError **error);
 /* Move uid to folder (created when missing): MOVE, or without MOVE
  * COPY + \Deleted + UID EXPUNGE (UIDPLUS); without UIDPLUS the original

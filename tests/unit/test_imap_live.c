@@ -723,14 +723,14 @@ static void test_interrupt_ends_idle(void **state)
 	g_thread_join(th);
 	assert_int_equal(r, TR_IMAP_WAIT_INTERRUPTED);
 	print_message("# IDLE ended %.3f s after tr_imap_interrupt()\n", woke - job.delivered_at);
-	assert_true(woke - job.delivered_at < 0.5);
+	assert_true(woke - job.delivered_at < 1.0);
 	/* the session is fine afterwards */
 	assert_true(tr_imap_noop(s, NULL, &error));
 	/* an interrupt before the wait is not lost; it is consumed once */
 	tr_imap_interrupt(s);
 	double start = now_seconds();
 	assert_int_equal(tr_imap_wait(s, 30, &error), TR_IMAP_WAIT_INTERRUPTED);
-	assert_true(now_seconds() - start < 0.5);
+	assert_true(now_seconds() - start < 1.0);
 	assert_int_equal(tr_imap_wait(s, 1, &error), TR_IMAP_WAIT_TIMEOUT);
 	tr_imap_free(&s);
 	tr_imap_config_clear(&c);
@@ -772,7 +772,7 @@ static void test_polling_without_idle(void **state)
 	assert_int_equal(tr_imap_wait(s, 30, &error), TR_IMAP_WAIT_INTERRUPTED);
 	woke = now_seconds();
 	g_thread_join(th);
-	assert_true(woke - job2.delivered_at < 0.5);
+	assert_true(woke - job2.delivered_at < 1.0);
 	tr_imap_free(&s);
 	trace_free(t);
 	tr_imap_config_clear(&c);
