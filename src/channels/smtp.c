@@ -1016,6 +1016,44 @@ static bool has_8bit(const char *data, size_t len)
 	return false;
 }
 
+/* Bare CR or LF anywhere?  libESMTP splits lines at CRLF only and
+ * dot-stuffs after CRLF only, so "\n.\r\n" would reach the relay
+ * unstuffed: a lenient relay could take it as the end of the data and the
+ * rest as new commands (SMTP smuggling).  RFC 5321 2.3.8 forbids them. */
+static bool has_bare_line_end(const char *data, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r'))
+			return true;
+		if (data[i] == '\r' && i + 1 < len && data[i + 1] != '\n')
+			return true;
+	}
+	return false;
+}
+
+/* A copy with every bare CR and bare LF made CRLF (a final lone CR too). */
+static char *normalize_line_ends(tr_pool *pool, const char *data, size_t len, size_t *len_r)
+{
+	char *out = tr_pool_alloc(pool, 2 * len + 1);
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = data[i];
+		if (c == '\r') {
+			out[n++] = '\r';
+			out[n++] = '\n';
+			if (i + 1 < len && data[i + 1] == '\n')
+				i++;
+		} else if (c == '\n') {
+			out[n++] = '\r';
+			out[n++] = '\n';
+		} else {
+			out[n++] = c;
+		}
+	}
+	*len_r = n;
+	return out;
+}
+
 static void run_session(const tr_smtp_client *client, const char *sender, const char *data, size_t len,
                         tr_smtp_result *res, tr_pool *pool)
 {
@@ -1184,6 +1222,10 @@ bool tr_smtp_send(const tr_smtp_client *client, const char *sender, const char *
 		res->status = TR_SMTP_PERMANENT;
 		res->summary = tr_pool_printf(pool, "smtp relay %s: permanent failure: no recipients", res->relay);
 	} else {
+		if (usable > 0 && has_bare_line_end(data, len)) {
+			data = normalize_line_ends(pool, data, len, &len);
+			res->line_ends_fixed = true;
+		}
 		if (usable > 0)
 			run_session(client, sender, data, len, res, pool);
 		summarize(res, pool);

@@ -157,6 +157,7 @@ typedef struct {
 	const char *tls_cipher;    /* "ECDHE-ECDSA-AES256-GCM-SHA384", or NULL */
 	bool authenticated;
 	const char *queue_reply;   /* the relay's reply to the data ("250 2.0.0 Ok: queued as …") or NULL */
+	bool line_ends_fixed;      /* the message had bare CR or LF, sent as CRLF */
 	int64_t elapsed_us;
 	tr_pool *pool;             /* owns everything above, the struct included */
 } tr_smtp_result;
@@ -166,7 +167,9 @@ const char *tr_smtp_status_name(tr_smtp_status status);   /* "sent", "temporary"
 const char *tr_smtp_phase_name(tr_smtp_phase phase);
 
 /*
- * Deliver data (len bytes, CRLF line ends; a missing final CRLF is added)
+ * Deliver data (len bytes, CRLF line ends: a missing final CRLF is added,
+ * and a bare CR or LF is sent as CRLF — with libESMTP a bare LF before a
+ * "." would otherwise escape dot-stuffing, the SMTP smuggling pattern)
  * from sender ("" = the null reverse path <>) to recipients (NULL-terminated,
  * at least one).  Returns true when every recipient is SENT.  Otherwise
  * false and, when error is not NULL, a TR_SMTP_ERROR whose code is the

@@ -42,6 +42,7 @@ typedef struct {
 	/* what it saw */
 	int connections;
 	bool got_mail, got_end_of_data;
+	int mail_commands;
 	GString *mail_command;
 	GString *rcpts;            /* "a@x b@y " */
 	GString *data;             /* the message as received, dot-unstuffed */
@@ -110,6 +111,7 @@ static void serve_one(fake_server *s, int fd)
 			say(fd, s->extensions != NULL ? s->extensions : "250-8BITMIME\r\n250 SIZE 100000000\r\n");
 		} else if (g_ascii_strncasecmp(line, "MAIL FROM:", 10) == 0) {
 			s->got_mail = true;
+			s->mail_commands++;
 			g_string_assign(s->mail_command, line);
 			say(fd, s->mail_reply != NULL ? s->mail_reply : "250 2.1.0 ok\r\n");
 		} else if (g_ascii_strncasecmp(line, "RCPT TO:<", 9) == 0) {
@@ -352,6 +354,31 @@ static void test_missing_final_crlf_added(void **state)
 	assert_string_equal(s->data->str, want);
 	g_free(want);
 	g_free(msg);
+	fake_free(&s);
+	tr_smtp_client_free(&client);
+}
+
+/* "\n.\r\n" would slip past libESMTP's dot-stuffing (it only looks after
+ * CRLF): a lenient relay could end the data there and read the rest as
+ * commands.  Bare line ends go out as CRLF, so the dot is stuffed. */
+static void test_bare_line_ends_cannot_smuggle(void **state)
+{
+	(void)state;
+	fake_server *s = fake_new();
+	fake_start(s);
+	tr_smtp_client *client = client_for(s->port, TR_SMTP_TLS_NONE);
+	const char *rcpts[] = { "customer@example.org", NULL };
+#define HEADERS "From: <a@example.test>\r\nDate: Mon, 03 Mar 2025 08:00:00 +0000\r\n" \
+	"Message-ID: <smuggle@example.test>\r\nSubject: smuggle\r\n\r\n"
+	const char msg[] = HEADERS "hello\n.\r\nMAIL FROM:<evil@example.org>\r\nbare CR\rhere\r\n";
+	tr_smtp_result *res = send_one(client, rcpts, msg, strlen(msg), true);
+	assert_true(res->line_ends_fixed);
+	tr_smtp_result_free(&res);
+	g_thread_join(s->thread);
+	s->thread = NULL;
+	assert_string_equal(s->data->str, HEADERS "hello\r\n.\r\nMAIL FROM:<evil@example.org>\r\nbare CR\r\nhere\r\n");
+#undef HEADERS
+	assert_int_equal(s->mail_commands, 1);
 	fake_free(&s);
 	tr_smtp_client_free(&client);
 }
@@ -930,6 +957,7 @@ int main(void)
 		cmocka_unit_test(test_sent_byte_for_byte),
 		cmocka_unit_test(test_sent_data_intact),
 		cmocka_unit_test(test_missing_final_crlf_added),
+		cmocka_unit_test(test_bare_line_ends_cannot_smuggle),
 		cmocka_unit_test(test_8bit_declared),
 		cmocka_unit_test(test_8bit_without_8bitmime_is_permanent),
 		cmocka_unit_test(test_close_after_end_of_data_is_ambiguous),
