@@ -116,11 +116,11 @@ srv_start_postfix "" "smtpd_tls_security_level=none"
 run_driver notls notls
 wait_delivered notls
 
-# --- slow: Postfix answers the end of the data after 3 s, we wait 1 s; it -----
+# --- slow: Postfix answers the end of the data after 2 s, we wait 1 s; it -----
 # relays to other domains only after AUTH (loopback is no longer trusted);
 # no CHUNKING, so libESMTP uses DATA here (BDAT in the other phases).
 srv_stop_postfix
-srv_start_postfix "" "smtpd_end_of_data_restrictions=sleep 3" "mynetworks=127.0.0.2/32" \
+srv_start_postfix "" "smtpd_end_of_data_restrictions=sleep 2" "mynetworks=127.0.0.2/32" \
 	"smtpd_discard_ehlo_keywords=chunking"
 before=$(imap_count support INBOX)
 run_driver slow slow
