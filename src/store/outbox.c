@@ -178,26 +178,24 @@ bool tr_outbox_retry(tr_store *store, int64_t id, int64_t next_at, const char *w
 	                             "claimed_by = NULL WHERE id = ?1", next_at, why, NULL, 0, error);
 }
 
-bool tr_outbox_ambiguous(tr_store *store, int64_t id, int64_t next_at, const char *why, GError **error)
+bool tr_outbox_ambiguous(tr_store *store, int64_t id, bool retry, int64_t next_at, const char *why,
+                         GError **error)
 {
-	/* The first ambiguous outcome: one more try, later, marked.  A second
-	 * one: stop — the customer may already have two copies. */
-	sqlite3_stmt *st = tr_store_stmt(store, "SELECT last_error FROM outbox WHERE id = ?1");
-	sqlite3_bind_int64(st, 1, id);
-	bool again = false;
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		const char *last = (const char *)sqlite3_column_text(st, 0);
-		again = last != NULL && g_str_has_prefix(last, "ambiguous:");
-	}
-	sqlite3_reset(st);
 	char *text = g_strdup_printf("ambiguous: %s", why);
-	bool ok = again
-		? with_event(store, id, "UPDATE outbox SET state = 'ambiguous', next_attempt_at = ?2, last_error = ?3, "
-		                        "claimed_by = NULL WHERE id = ?1", next_at, text, "delivery_ambiguous", next_at, error)
-		: with_event(store, id, "UPDATE outbox SET state = 'retry', next_attempt_at = ?2, last_error = ?3, "
-		                        "claimed_by = NULL WHERE id = ?1", next_at, text, NULL, 0, error);
+	bool ok = retry
+		? with_event(store, id, "UPDATE outbox SET state = 'retry', next_attempt_at = ?2, last_error = ?3, "
+		                        "claimed_by = NULL WHERE id = ?1", next_at, text, NULL, 0, error)
+		: with_event(store, id, "UPDATE outbox SET state = 'ambiguous', next_attempt_at = ?2, last_error = ?3, "
+		                        "claimed_by = NULL WHERE id = ?1", next_at, text, "delivery_ambiguous", next_at, error);
 	g_free(text);
 	return ok;
+}
+
+unsigned tr_outbox_ambiguous_count(const tr_outbox_row *row)
+{
+	/* The row keeps the last outcome; an "ambiguous:" note marks that at
+	 * least one attempt may have gone out. */
+	return row->last_error != NULL && g_str_has_prefix(row->last_error, "ambiguous:") ? 1 : 0;
 }
 
 bool tr_outbox_failed(tr_store *store, int64_t id, int64_t now, const char *why, GError **error)

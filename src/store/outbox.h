@@ -56,9 +56,13 @@ bool tr_outbox_claim(tr_store *store, const char *channel, const char *worker, i
 bool tr_outbox_sent(tr_store *store, int64_t id, int64_t now, GError **error);
 /* A temporary failure: next attempt at next_at. */
 bool tr_outbox_retry(tr_store *store, int64_t id, int64_t next_at, const char *why, GError **error);
-/* May or may not have been delivered: one more attempt at next_at, marked;
- * a second ambiguous outcome fails the row (no third copy to a customer). */
-bool tr_outbox_ambiguous(tr_store *store, int64_t id, int64_t next_at, const char *why, GError **error);
+/* May or may not have been delivered.  retry: one more attempt at
+ * next_at, marked "ambiguous:" so the resend is recognisable; otherwise the
+ * row stops in state ambiguous with an event for a human (no blind copy). */
+bool tr_outbox_ambiguous(tr_store *store, int64_t id, bool retry, int64_t next_at, const char *why,
+                         GError **error);
+/* How many attempts of a row ended ambiguous so far (0 or more). */
+unsigned tr_outbox_ambiguous_count(const tr_outbox_row *row);
 /* A permanent failure (5xx, bad recipient): an event for the operator. */
 bool tr_outbox_failed(tr_store *store, int64_t id, int64_t now, const char *why, GError **error);
 /* Rows a crashed worker left in 'sending' become ambiguous (they may have
