@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "core/json.h"
 #include "core/mbox.h"
+#include "daemon/deliver.h"
 #include "store/ingest.h"
 
 typedef struct {
@@ -216,10 +217,45 @@ static void ingest_dir(run *r, const char *dir)
 	g_free(cur_dir);
 }
 
+/* Deliver what is due through the configured relay; problems are
+ * reported, the queue keeps what was not sent. */
+static void deliver_now(const tr_engine *engine, tr_store *store, gint64 now)
+{
+	tr_diag *diag = tr_diag_new();
+	tr_smtp_config config;
+	tr_smtp_config_default(&config);
+	GError *error = NULL;
+	tr_smtp_client *smtp = NULL;
+	if (!tr_smtp_config_load(&config, tr_engine_conf(engine), diag)) {
+		char *text = tr_diag_join(diag);
+		fprintf(stderr, "triage ingest: not delivering: %s\n", text);
+		g_free(text);
+	} else if ((smtp = tr_smtp_client_new(&config, &error)) == NULL) {
+		fprintf(stderr, "triage ingest: not delivering: %s\n", error->message);
+		g_clear_error(&error);
+	} else {
+		char *from = tr_conf_string(tr_engine_conf(engine), "outbound", "envelope_from",
+		                            tr_outbound_from_address(tr_engine_outbound(engine)));
+		tr_deliver *d = tr_deliver_new(store, engine, smtp, &config.limits, from, "ingest");
+		tr_deliver_stats stats = { 0 };
+		if (!tr_deliver_run(d, now, 0, &stats, &error)) {
+			fprintf(stderr, "triage ingest: delivering: %s\n", error->message);
+			g_clear_error(&error);
+		}
+		fprintf(stderr, "triage ingest: delivered %u, %u to retry, %u failed, %u ambiguous\n", stats.sent,
+		        stats.temporary, stats.permanent + stats.render_failed, stats.ambiguous);
+		tr_deliver_free(&d);
+		g_free(from);
+	}
+	tr_smtp_client_free(&smtp);
+	tr_smtp_config_clear(&config);
+	tr_diag_free(&diag);
+}
+
 int tr_cli_ingest(int argc, char **argv)
 {
 	char *config = NULL, *db = NULL, *now_text = NULL;
-	gboolean json = FALSE;
+	gboolean json = FALSE, no_deliver = FALSE;
 	gint batch = 64;
 	GOptionEntry entries[] = {
 		{ "config", 'c', 0, G_OPTION_ARG_FILENAME, &config, "configuration file", "CONFIG" },
@@ -227,12 +263,16 @@ int tr_cli_ingest(int argc, char **argv)
 		{ "now", 0, 0, G_OPTION_ARG_STRING, &now_text, "arrival time (ISO 8601 or Unix seconds)", "TIME" },
 		{ "json", 0, 0, G_OPTION_ARG_NONE, &json, "one JSON object per message", NULL },
 		{ "batch", 0, 0, G_OPTION_ARG_INT, &batch, "messages per transaction (default 64)", "N" },
+		{ "no-deliver", 0, 0, G_OPTION_ARG_NONE, &no_deliver,
+		  "only queue: do not deliver through the [smtp] relay afterwards", NULL },
 		{ NULL, 0, 0, 0, NULL, NULL, NULL },
 	};
 	if (!tr_cli_parse("ingest", "FILE|MAILDIR|MBOX...",
 	                  "Run messages through the whole pipeline — normalize, classify, store the\n"
 	                  "ticket, queue acknowledgments and escalations — without any server.\n"
 	                  "A message seen before (same Message-ID or content) creates nothing.\n"
+	                  "With an [smtp] relay configured, the queued mail is delivered at the end\n"
+	                  "(like `triage deliver`); --no-deliver only queues.\n"
 	                  "Exit status: 0 all stored, 1 some could not be stored, 2 usage/config error.",
 	                  entries, &argc, &argv))
 		return TR_EXIT_USAGE;
@@ -273,6 +313,8 @@ int tr_cli_ingest(int argc, char **argv)
 		fprintf(stderr, "triage ingest: %u new, %u replies, %u agent messages, %u duplicates, %u failed\n",
 		        r.counts[TR_INGEST_NEW], r.counts[TR_INGEST_REPLY], r.counts[TR_INGEST_AGENT],
 		        r.counts[TR_INGEST_DUPLICATE], r.failed);
+	if (!no_deliver && g_key_file_has_group(tr_conf_keyfile(tr_engine_conf(engine)), "smtp"))
+		deliver_now(engine, store, r.now);
 	tr_ingest_free(&r.ingest);
 	g_free(domain);
 	tr_store_close(&store);

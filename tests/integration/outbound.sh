@@ -73,7 +73,7 @@ msg 09-inject "Eve <eve@example.test>" "=?UTF-8?Q?Hello=0D=0ABcc:_victim@example
 msg 10-outage "Gina <gina@example.test>" "Production is down" gina1@example.test \
 	"Our site is down for all users since 9:00, nobody can log in, errors everywhere. X-Marker-4711"
 
-T ingest --now 2026-11-16T09:00:00Z "$mail" >"$SRV_DIR/ingest.out" 2>&1
+T ingest --no-deliver --now 2026-11-16T09:00:00Z "$mail" >"$SRV_DIR/ingest.out" 2>&1
 ok $? "triage ingest of the first set" || diag "$(cat "$SRV_DIR/ingest.out")"
 T deliver --now 2026-11-16T09:00:05Z >"$SRV_DIR/deliver.out" 2>&1
 ok $? "triage deliver" || diag "$(cat "$SRV_DIR/deliver.out")"
