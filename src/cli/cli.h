@@ -30,6 +30,7 @@ int tr_cli_ticket_op(int argc, char **argv);
 int tr_cli_sla_tick(int argc, char **argv);
 int tr_cli_outbox(int argc, char **argv);
 int tr_cli_deliver(int argc, char **argv);
+int tr_cli_serve(int argc, char **argv);
 int tr_cli_report(int argc, char **argv);
 
 /* The config path: -c value, else $TRIAGE_CONFIG, else the installed one. */

@@ -29,6 +29,7 @@ static const struct {
 	{ "resolve", tr_cli_ticket_op, "resolve a ticket" },
 	{ "sla-tick", tr_cli_sla_tick, "queue SLA ladder actions that are due (for cron)" },
 	{ "outbox", tr_cli_outbox, "list queued actions; retry a failed one" },
+	{ "serve", tr_cli_serve, "the daemon: channels, outbox worker, SLA clock" },
 	{ "deliver", tr_cli_deliver, "deliver due mail actions through the [smtp] relay (for cron)" },
 	{ "report", tr_cli_report, "support dashboard: volume, SLA compliance, escalations (text, JSON, HTML)" },
 };
