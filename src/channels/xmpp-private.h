@@ -33,6 +33,7 @@ typedef struct {
 	bool truncated;          /* body cut to body_max */
 	bool subject;            /* has <subject/> */
 	bool delayed;            /* urn:xmpp:delay (or legacy jabber:x:delay) */
+	bool invite;             /* a MUC invitation (muc#user or jabber:x:conference) */
 	char *origin_id;         /* XEP-0359 origin-id */
 	char *stanza_id;         /* XEP-0359 stanza-id (by = sender's bare JID or ours) */
 	/* presence: muc#user */
@@ -58,7 +59,7 @@ void tr_xmpp_in_free(tr_xmpp_in **in);
 bool tr_xmpp_in_has_status(const tr_xmpp_in *in, int code);
 
 typedef enum {
-	TR_XMPP_MSG_IGNORE,      /* headline, no sender, server notices, own account */
+	TR_XMPP_MSG_IGNORE,      /* headline, no sender, server notices, own account, invitations */
 	TR_XMPP_MSG_ERROR,       /* type=error: may fail an outstanding message */
 	TR_XMPP_MSG_ROOM,        /* an occupant said something: report */
 	TR_XMPP_MSG_ECHO,        /* our own post, reflected: confirms it */

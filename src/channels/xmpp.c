@@ -592,6 +592,9 @@ tr_xmpp_in *tr_xmpp_in_parse(xmpp_stanza_t *st, size_t body_max, const char *own
 		in->subject = xmpp_stanza_get_child_by_name(st, "subject") != NULL;
 		in->delayed = xmpp_stanza_get_child_by_name_and_ns(st, "delay", NS_DELAY) != NULL ||
 		              xmpp_stanza_get_child_by_name_and_ns(st, "x", "jabber:x:delay") != NULL;
+		/* MUC invitations (mediated: muc#user, direct: XEP-0249) */
+		in->invite = xmpp_stanza_get_child_by_name_and_ns(st, "x", NS_MUC_USER) != NULL ||
+		             xmpp_stanza_get_child_by_name_and_ns(st, "x", "jabber:x:conference") != NULL;
 		xmpp_stanza_t *origin = xmpp_stanza_get_child_by_name_and_ns(st, "origin-id", NS_SID);
 		if (origin != NULL)
 			in->origin_id = g_strdup(xmpp_stanza_get_attribute(origin, "id"));
@@ -691,7 +694,7 @@ tr_xmpp_msg_class tr_xmpp_classify_message(const tr_xmpp_in *in, const char *roo
 		return TR_XMPP_MSG_IGNORE;
 	if (room_nick != NULL)
 		return TR_XMPP_MSG_MUC_PRIVATE;
-	if (in->body == NULL || strchr(in->from, '@') == NULL)
+	if (in->body == NULL || in->invite || strchr(in->from, '@') == NULL)
 		return TR_XMPP_MSG_IGNORE;
 	char *bare = tr_xmpp_jid_bare(in->from);
 	char *lower = g_utf8_strdown(bare, -1);
@@ -759,6 +762,7 @@ typedef struct {
 	char *body;
 	char *caller_id;
 	char stanza_id[48];
+	guint64 serial;          /* enqueue order */
 	gint64 enqueued;         /* monotonic */
 	gint64 written;          /* 0 until handed to libstrophe */
 	guint64 barrier;         /* chat: serial of the ping written after it */
@@ -925,6 +929,12 @@ static void out_msg_free(out_msg *m)
 	g_free(m->body);
 	g_free(m->caller_id);
 	g_free(m);
+}
+
+static gint out_msg_order(gconstpointer a, gconstpointer b)
+{
+	const out_msg *ma = a, *mb = b;
+	return ma->serial < mb->serial ? -1 : ma->serial > mb->serial;
 }
 
 /* Report m's outcome and free it (the caller has taken it out of every
@@ -1156,6 +1166,19 @@ static void room_free(gpointer data)
 	g_free(r);
 }
 
+/* The room a stanza came from (room JIDs compare case-insensitively). */
+static room *room_of(tr_xmpp *x, const char *from)
+{
+	if (from == NULL)
+		return NULL;
+	char *bare = tr_xmpp_jid_bare(from);
+	char *lower = g_utf8_strdown(bare, -1);
+	room *r = g_hash_table_lookup(x->rooms, lower);
+	g_free(lower);
+	g_free(bare);
+	return r;
+}
+
 static void room_join(tr_xmpp *x, room *r, gint64 now)
 {
 	g_hash_table_remove_all(r->occupants);
@@ -1277,11 +1300,7 @@ static void handle_own_presence(tr_xmpp *x, room *r, const tr_xmpp_in *in, const
 
 static void handle_presence(tr_xmpp *x, const tr_xmpp_in *in, gint64 now)
 {
-	if (in->from == NULL)
-		return;
-	char *bare = tr_xmpp_jid_bare(in->from);
-	room *r = room_get(x, bare, false);
-	g_free(bare);
+	room *r = room_of(x, in->from);
 	if (r == NULL || r->state == ROOM_IDLE)
 		return;
 	const char *nick = tr_xmpp_jid_resource(in->from);
@@ -1348,9 +1367,7 @@ static out_msg *find_echo(tr_xmpp *x, room *r, const tr_xmpp_in *in)
 
 static void handle_message(tr_xmpp *x, tr_xmpp_in *in)
 {
-	char *bare = tr_xmpp_jid_bare(in->from);
-	room *r = bare != NULL ? room_get(x, bare, false) : NULL;
-	g_free(bare);
+	room *r = room_of(x, in->from);
 	tr_xmpp_msg_class c = tr_xmpp_classify_message(in, r != NULL ? r->nick : NULL,
 	                                               r != NULL && r->state == ROOM_JOINED, x->own_bare);
 	switch (c) {
@@ -1417,8 +1434,12 @@ static void pong(tr_xmpp *x, guint64 serial)
 static void handle_iq(tr_xmpp *x, const tr_xmpp_in *in, gint64 now)
 {
 	if (type_is(in, "get") || type_is(in, "set")) {
-		bool ping = type_is(in, "get") && in->payload_ns != NULL && strcmp(in->payload_ns, NS_PING) == 0;
-		send_iq_reply(x, in, ping);
+		/* answer pings and acknowledge roster pushes (RFC 6121 2.1.6);
+		 * anything else is service-unavailable */
+		bool ping = type_is(in, "get") && g_strcmp0(in->payload_ns, NS_PING) == 0;
+		bool roster = type_is(in, "set") && g_strcmp0(in->payload_ns, "jabber:iq:roster") == 0 &&
+		              (in->from == NULL || g_ascii_strcasecmp(in->from, x->own_bare) == 0);
+		send_iq_reply(x, in, ping || roster);
 		return;
 	}
 	if (in->id == NULL)
@@ -1493,8 +1514,7 @@ static void conn_down(tr_xmpp *x, const char *why, gint64 now)
 		g_free(r->nick);
 		r->nick = g_strdup(x->cfg.nick);
 	}
-	GList *written = g_hash_table_get_values(x->inflight);
-	written = g_list_sort(written, NULL);
+	GList *written = g_list_sort(g_hash_table_get_values(x->inflight), out_msg_order);
 	char *text = g_strdup_printf("connection lost before confirmation (%s): it may or may not have been delivered",
 	                             reason);
 	for (GList *l = written; l != NULL; l = l->next)
@@ -2071,7 +2091,8 @@ static bool enqueue(tr_xmpp *x, bool is_room, const char *to, const char *text, 
 		out_msg_free(m);
 		return false;
 	}
-	g_snprintf(m->stanza_id, sizeof(m->stanza_id), "%s-m%" G_GUINT64_FORMAT, x->id_prefix, ++x->msg_serial);
+	m->serial = ++x->msg_serial;
+	g_snprintf(m->stanza_id, sizeof(m->stanza_id), "%s-m%" G_GUINT64_FORMAT, x->id_prefix, m->serial);
 	x->outstanding++;
 	g_queue_push_tail(&x->commands, m);
 	g_cond_broadcast(&x->command_cond);

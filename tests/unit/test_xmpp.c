@@ -391,6 +391,12 @@ static void test_classify(void **state)
 		  NULL, false, TR_XMPP_MSG_IGNORE },
 		{ "<message type='chat'><body>no sender</body></message>",
 		  NULL, false, TR_XMPP_MSG_IGNORE },
+		{ "<message from='other@conference.localhost'><body>alice invites you</body>"
+		  "<x xmlns='http://jabber.org/protocol/muc#user'><invite from='alice@localhost'/></x></message>",
+		  NULL, false, TR_XMPP_MSG_IGNORE },
+		{ "<message from='alice@localhost/pc'><body>join us</body>"
+		  "<x xmlns='jabber:x:conference' jid='other@conference.localhost'/></message>",
+		  NULL, false, TR_XMPP_MSG_IGNORE },
 		/* errors */
 		{ "<message type='error' from='nobody@localhost' id='m1'><error type='cancel'>"
 		  "<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>",

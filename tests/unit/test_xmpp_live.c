@@ -480,17 +480,33 @@ static void test_ping_detects_a_dead_server(void **state)
 	peer_expect(bot, (want){ .type = TR_XMPP_EVENT_JOINED, .room = env_room }, 5000, "joined");
 	gint64 t0 = g_get_monotonic_time();
 	control("freeze");
+	/* written into a connection nobody reads: neither confirmed nor refused */
+	post(bot, env_room, "written while frozen #1", "frozen-1");
+	post(bot, env_room, "written while frozen #2", "frozen-2");
 	const tr_xmpp_event *ev = peer_expect(bot, (want){ .type = TR_XMPP_EVENT_DISCONNECTED }, 6000,
 	                                      "the dead connection noticed");
 	gint64 noticed = ms_since(t0);
 	print_message("# frozen server noticed after %" G_GINT64_FORMAT " ms: %s\n", noticed, ev->text);
 	assert_non_null(strstr(ev->text, "no answer to a ping"));
+	for (int i = 1; i <= 2; i++) {
+		char id[16];
+		g_snprintf(id, sizeof(id), "frozen-%d", i);
+		ev = peer_expect(bot, (want){ .type = TR_XMPP_EVENT_SEND_RESULT, .id = id }, 100, id);
+		assert_int_equal(ev->send_status, TR_XMPP_SEND_UNCERTAIN);
+		assert_non_null(strstr(ev->text, "may or may not"));
+	}
 	peer_expect(bot, (want){ .type = TR_XMPP_EVENT_LEFT, .room = env_room }, 100, "left with the connection");
 	control("thaw");
 	t0 = g_get_monotonic_time();
 	peer_expect(bot, (want){ .type = TR_XMPP_EVENT_CONNECTED }, 10000, "reconnected");
 	peer_expect(bot, (want){ .type = TR_XMPP_EVENT_JOINED, .room = env_room }, 5000, "rejoined");
 	print_message("# back in the room %" G_GINT64_FORMAT " ms after the thaw\n", ms_since(t0));
+	/* what the "uncertain" posts did: the server had them in its socket
+	 * buffer and may still have handled them after the thaw */
+	g_usleep(300 * 1000);
+	print_message("# uncertain posts seen by the listener after the thaw: %u and %u\n",
+	              log_count(env_log, "triage", "written while frozen #1"),
+	              log_count(env_log, "triage", "written while frozen #2"));
 	peer_stop(&bot);
 }
 
