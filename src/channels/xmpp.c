@@ -2,6 +2,7 @@
 #include "channels/xmpp.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -803,10 +804,11 @@ struct tr_xmpp {
 	char *own_bare;
 	char *domain;
 
-	/* shared with API callers, under lock */
-	GMutex lock;
-	GCond event_cond;        /* an event was queued, or the thread finished */
-	GCond command_cond;      /* a command was queued, or close was asked */
+	/* shared with API callers, under lock (pthread, not GMutex: GLib's
+	 * futex-based mutex is invisible to ThreadSanitizer) */
+	pthread_mutex_t lock;
+	pthread_cond_t event_cond;   /* an event was queued, or the thread finished */
+	pthread_cond_t command_cond; /* a command was queued, or close was asked */
 	GQueue events;
 	GQueue commands;         /* out_msg* from the API */
 	unsigned outstanding;
@@ -855,6 +857,17 @@ static __thread tr_xmpp *thread_self;
 static gint64 now_us(void)
 {
 	return g_get_monotonic_time();
+}
+
+/* Wait on cond until the monotonic time until (microseconds); false when
+ * the time came. */
+static bool cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mutex, gint64 until)
+{
+	struct timespec ts = {
+		.tv_sec = (time_t)(until / G_USEC_PER_SEC),
+		.tv_nsec = (long)(until % G_USEC_PER_SEC) * 1000,
+	};
+	return pthread_cond_timedwait(cond, mutex, &ts) != ETIMEDOUT;
 }
 
 static void next_id(tr_xmpp *x, const char *kind, char *buf, size_t size)
@@ -913,14 +926,14 @@ static void push_event_locked(tr_xmpp *x, tr_xmpp_event *ev, bool droppable)
 	g_queue_push_tail(&x->events, ev);
 	if (g_queue_get_length(&x->events) == 1)
 		event_fd_signal(x);
-	g_cond_broadcast(&x->event_cond);
+	pthread_cond_broadcast(&x->event_cond);
 }
 
 static void push_event(tr_xmpp *x, tr_xmpp_event *ev, bool droppable)
 {
-	g_mutex_lock(&x->lock);
+	pthread_mutex_lock(&x->lock);
 	push_event_locked(x, ev, droppable);
-	g_mutex_unlock(&x->lock);
+	pthread_mutex_unlock(&x->lock);
 }
 
 static void out_msg_free(out_msg *m)
@@ -953,7 +966,7 @@ static void finish_msg(tr_xmpp *x, out_msg *m, tr_xmpp_send_status status, tr_xm
 	ev->text = g_strdup(text);
 	ev->stanza_id = g_strdup(m->stanza_id);
 	/* one critical section: a consumer that sees the result sees the counts */
-	g_mutex_lock(&x->lock);
+	pthread_mutex_lock(&x->lock);
 	x->outstanding--;
 	if (status == TR_XMPP_SEND_OK)
 		x->stats.sent++;
@@ -962,7 +975,7 @@ static void finish_msg(tr_xmpp *x, out_msg *m, tr_xmpp_send_status status, tr_xm
 	else
 		x->stats.uncertain++;
 	push_event_locked(x, ev, false);
-	g_mutex_unlock(&x->lock);
+	pthread_mutex_unlock(&x->lock);
 	out_msg_free(m);
 }
 
@@ -1218,18 +1231,18 @@ static void room_joined(tr_xmpp *x, room *r)
 	ev->created = r->created;
 	ev->text = g_strdup(r->nick);
 	push_event(x, ev, false);
-	g_mutex_lock(&x->lock);
+	pthread_mutex_lock(&x->lock);
 	x->stats.rooms_joined++;
-	g_mutex_unlock(&x->lock);
+	pthread_mutex_unlock(&x->lock);
 }
 
 static void room_not_joined_any_more(tr_xmpp *x, room *r)
 {
 	if (r->state != ROOM_JOINED)
 		return;
-	g_mutex_lock(&x->lock);
+	pthread_mutex_lock(&x->lock);
 	x->stats.rooms_joined--;
-	g_mutex_unlock(&x->lock);
+	pthread_mutex_unlock(&x->lock);
 }
 
 static void send_owner_form(tr_xmpp *x, room *r, gint64 now)
@@ -1495,9 +1508,9 @@ static void conn_down(tr_xmpp *x, const char *why, gint64 now)
 	push_event(x, ev, false);
 	g_free(x->last_down_reason);
 	x->last_down_reason = g_strdup(reason);
-	g_mutex_lock(&x->lock);
+	pthread_mutex_lock(&x->lock);
 	x->stats.connected = false;
-	g_mutex_unlock(&x->lock);
+	pthread_mutex_unlock(&x->lock);
 
 	GHashTableIter it;
 	gpointer value;
@@ -1595,10 +1608,10 @@ static void handle_conn(tr_xmpp *x, const tr_xmpp_in *in, gint64 now)
 		ev->text = g_strdup_printf("%s%s", server_name(x),
 		                           xmpp_conn_is_secured(x->conn) ? " (TLS)" : " (NO TLS)");
 		push_event(x, ev, false);
-		g_mutex_lock(&x->lock);
+		pthread_mutex_lock(&x->lock);
 		x->stats.connected = true;
 		x->stats.connects++;
-		g_mutex_unlock(&x->lock);
+		pthread_mutex_unlock(&x->lock);
 		/* Initial presence: messages to our bare JID reach this session and
 		 * the server hands over what it stored while we were away. */
 		send_stanza(x, xmpp_presence_new(x->ctx));
@@ -1756,11 +1769,11 @@ static void flush(tr_xmpp *x, gint64 now)
 static bool take_commands(tr_xmpp *x, gint64 now)
 {
 	GQueue taken = G_QUEUE_INIT;
-	g_mutex_lock(&x->lock);
+	pthread_mutex_lock(&x->lock);
 	bool closing = x->closing;
 	taken = x->commands;
 	g_queue_init(&x->commands);
-	g_mutex_unlock(&x->lock);
+	pthread_mutex_unlock(&x->lock);
 	out_msg *m;
 	while ((m = g_queue_pop_head(&taken)) != NULL) {
 		if (!m->is_room) {
@@ -1777,10 +1790,10 @@ static bool take_commands(tr_xmpp *x, gint64 now)
 
 static void wait_for_commands(tr_xmpp *x, gint64 until)
 {
-	g_mutex_lock(&x->lock);
+	pthread_mutex_lock(&x->lock);
 	if (g_queue_is_empty(&x->commands) && !x->closing)
-		g_cond_wait_until(&x->command_cond, &x->lock, until);
-	g_mutex_unlock(&x->lock);
+		cond_wait_until(&x->command_cond, &x->lock, until);
+	pthread_mutex_unlock(&x->lock);
 }
 
 static void fail_queue(tr_xmpp *x, GQueue *q, const char *text)
@@ -1837,9 +1850,9 @@ static void object_free(tr_xmpp *x)
 		out_msg_free(m);
 	if (x->event_fd >= 0)
 		close(x->event_fd);
-	g_mutex_clear(&x->lock);
-	g_cond_clear(&x->event_cond);
-	g_cond_clear(&x->command_cond);
+	pthread_mutex_destroy(&x->lock);
+	pthread_cond_destroy(&x->event_cond);
+	pthread_cond_destroy(&x->command_cond);
 	tr_xmpp_config_clear(&x->cfg);
 	g_free(x->own_bare);
 	g_free(x->domain);
@@ -1892,12 +1905,12 @@ static gpointer thread_main(gpointer data)
 		shutdown_session(x);
 	thread_state_free(x);
 	thread_self = NULL;
-	g_mutex_lock(&x->lock);
+	pthread_mutex_lock(&x->lock);
 	x->finished = true;
 	x->stats.connected = false;
-	g_cond_broadcast(&x->event_cond);
+	pthread_cond_broadcast(&x->event_cond);
 	int refs = --x->refs;
-	g_mutex_unlock(&x->lock);
+	pthread_mutex_unlock(&x->lock);
 	if (refs == 0)
 		object_free(x); /* stop() gave up waiting and detached us */
 	return NULL;
@@ -1962,9 +1975,13 @@ tr_xmpp *tr_xmpp_start(const tr_xmpp_config *cfg, GError **error)
 	x->own_bare = tr_xmpp_jid_bare(x->cfg.jid);
 	x->domain = g_strdup(strchr(x->own_bare, '@') + 1);
 	x->event_fd = efd;
-	g_mutex_init(&x->lock);
-	g_cond_init(&x->event_cond);
-	g_cond_init(&x->command_cond);
+	pthread_mutex_init(&x->lock, NULL);
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* the clock of g_get_monotonic_time() */
+	pthread_cond_init(&x->event_cond, &attr);
+	pthread_cond_init(&x->command_cond, &attr);
+	pthread_condattr_destroy(&attr);
 	g_queue_init(&x->events);
 	g_queue_init(&x->commands);
 	g_queue_init(&x->inbox);
@@ -2002,15 +2019,15 @@ bool tr_xmpp_close(tr_xmpp *x, int timeout_ms)
 	if (timeout_ms <= 0)
 		timeout_ms = DEFAULT_STOP_MS;
 	gint64 end = now_us() + (gint64)timeout_ms * G_TIME_SPAN_MILLISECOND;
-	g_mutex_lock(&x->lock);
+	pthread_mutex_lock(&x->lock);
 	x->closing = true;
-	g_cond_broadcast(&x->command_cond);
+	pthread_cond_broadcast(&x->command_cond);
 	while (!x->finished) {
-		if (!g_cond_wait_until(&x->event_cond, &x->lock, end))
+		if (!cond_wait_until(&x->event_cond, &x->lock, end))
 			break;
 	}
 	bool finished = x->finished;
-	g_mutex_unlock(&x->lock);
+	pthread_mutex_unlock(&x->lock);
 	if (finished && x->thread != NULL) {
 		g_thread_join(x->thread);
 		x->thread = NULL;
@@ -2030,9 +2047,9 @@ void tr_xmpp_stop(tr_xmpp **xp)
 		g_thread_unref(x->thread);
 		x->thread = NULL;
 	}
-	g_mutex_lock(&x->lock);
+	pthread_mutex_lock(&x->lock);
 	int refs = --x->refs;
-	g_mutex_unlock(&x->lock);
+	pthread_mutex_unlock(&x->lock);
 	if (refs == 0)
 		object_free(x);
 }
@@ -2077,15 +2094,15 @@ static bool enqueue(tr_xmpp *x, bool is_room, const char *to, const char *text, 
 	m->body = body;
 	m->caller_id = g_strdup(id);
 	m->enqueued = now_us();
-	g_mutex_lock(&x->lock);
+	pthread_mutex_lock(&x->lock);
 	if (x->closing || x->finished) {
-		g_mutex_unlock(&x->lock);
+		pthread_mutex_unlock(&x->lock);
 		g_set_error(error, TR_XMPP_ERROR, TR_XMPP_ERROR_STOPPED, "xmpp %s: the connection is closed", x->cfg.jid);
 		out_msg_free(m);
 		return false;
 	}
 	if (x->outstanding >= (unsigned)x->cfg.limits.queue_max) {
-		g_mutex_unlock(&x->lock);
+		pthread_mutex_unlock(&x->lock);
 		g_set_error(error, TR_XMPP_ERROR, TR_XMPP_ERROR_FULL, "xmpp %s: %u messages outstanding (queue_max)",
 		            x->cfg.jid, x->outstanding);
 		out_msg_free(m);
@@ -2095,8 +2112,8 @@ static bool enqueue(tr_xmpp *x, bool is_room, const char *to, const char *text, 
 	g_snprintf(m->stanza_id, sizeof(m->stanza_id), "%s-m%" G_GUINT64_FORMAT, x->id_prefix, m->serial);
 	x->outstanding++;
 	g_queue_push_tail(&x->commands, m);
-	g_cond_broadcast(&x->command_cond);
-	g_mutex_unlock(&x->lock);
+	pthread_cond_broadcast(&x->command_cond);
+	pthread_mutex_unlock(&x->lock);
 	return true;
 }
 
@@ -2114,17 +2131,17 @@ bool tr_xmpp_next_event(tr_xmpp *x, int timeout_ms, tr_xmpp_event **event)
 {
 	*event = NULL;
 	gint64 end = now_us() + (gint64)MAX(timeout_ms, 0) * G_TIME_SPAN_MILLISECOND;
-	g_mutex_lock(&x->lock);
+	pthread_mutex_lock(&x->lock);
 	while (g_queue_is_empty(&x->events) && !x->finished && timeout_ms != 0) {
 		if (timeout_ms < 0)
-			g_cond_wait(&x->event_cond, &x->lock);
-		else if (!g_cond_wait_until(&x->event_cond, &x->lock, end))
+			pthread_cond_wait(&x->event_cond, &x->lock);
+		else if (!cond_wait_until(&x->event_cond, &x->lock, end))
 			break;
 	}
 	tr_xmpp_event *ev = g_queue_pop_head(&x->events);
 	if (ev != NULL && g_queue_is_empty(&x->events))
 		event_fd_drain(x);
-	g_mutex_unlock(&x->lock);
+	pthread_mutex_unlock(&x->lock);
 	*event = ev;
 	return ev != NULL;
 }
@@ -2136,8 +2153,8 @@ int tr_xmpp_event_fd(const tr_xmpp *x)
 
 void tr_xmpp_get_stats(tr_xmpp *x, tr_xmpp_stats *stats)
 {
-	g_mutex_lock(&x->lock);
+	pthread_mutex_lock(&x->lock);
 	*stats = x->stats;
 	stats->outstanding = x->outstanding;
-	g_mutex_unlock(&x->lock);
+	pthread_mutex_unlock(&x->lock);
 }
