@@ -1,7 +1,7 @@
 /*
  * xmpp-private.h — the parts of xmpp.c that unit tests check without a
  * server: stanza parsing into typed structs, message classification, the
- * per-room rate limiter, backoff, JID and body checks.  Not for other
+ * per-room rate limiter, JID and body checks.  Not for other
  * modules.
  */
 #ifndef TR_XMPP_PRIVATE_H
@@ -86,11 +86,6 @@ typedef struct {
 bool tr_xmpp_bucket_take(tr_xmpp_bucket *b, int64_t per_minute, gint64 now);
 /* Microseconds from now until a token is there (0: now). */
 gint64 tr_xmpp_bucket_wait(const tr_xmpp_bucket *b, int64_t per_minute, gint64 now);
-
-/* Delay before retry number attempt (0-based): base * 2^attempt capped at
- * max, times a jitter factor in [0.75, 1.0] picked by random (0..2^32-1).
- * Microseconds. */
-gint64 tr_xmpp_backoff(unsigned attempt, int64_t base_seconds, int64_t max_seconds, guint32 random);
 
 /* node@domain[/resource] with sane parts: lengths per RFC 7622 (1023),
  * no whitespace, control characters or the characters "&'/:<>@ in the

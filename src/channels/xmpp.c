@@ -16,10 +16,10 @@
 #include <strophe.h>
 
 #include "channels/xmpp-private.h"
+#include "core/backoff.h"
+#include "core/log.h"
 
 G_DEFINE_QUARK(tr-xmpp-error-quark, tr_xmpp_error)
-
-#define LOG_DOMAIN "triage-xmpp"
 
 #define NS_MUC       "http://jabber.org/protocol/muc"
 #define NS_MUC_USER  "http://jabber.org/protocol/muc#user"
@@ -472,17 +472,20 @@ gint64 tr_xmpp_bucket_wait(const tr_xmpp_bucket *b, int64_t per_minute, gint64 n
 	return (gint64)((1.0 - tokens) * 60.0 * G_USEC_PER_SEC / (double)per_minute) + 1;
 }
 
-gint64 tr_xmpp_backoff(unsigned attempt, int64_t base_seconds, int64_t max_seconds, guint32 random)
+/* The reconnect and rejoin schedule of the configuration (core/backoff). */
+static tr_backoff_policy backoff_policy(const tr_xmpp_limits *limits)
 {
-	gint64 delay = base_seconds * G_USEC_PER_SEC;
-	gint64 max = max_seconds * G_USEC_PER_SEC;
-	for (unsigned i = 0; i < attempt && delay < max; i++)
-		delay *= 2;
-	if (delay > max)
-		delay = max;
-	/* jitter: 75..100 % so that many gateways do not reconnect in step */
-	double factor = 0.75 + 0.25 * ((double)random / 4294967295.0);
-	return (gint64)((double)delay * factor);
+	return (tr_backoff_policy){
+		.initial_ms = limits->reconnect_backoff * 1000,
+		.max_ms = limits->reconnect_backoff_max * 1000,
+		.factor = 2.0,
+		.jitter = 0.25,
+	};
+}
+
+static uint64_t backoff_seed(const char *name)
+{
+	return ((uint64_t)g_str_hash(name) << 32) ^ (uint64_t)g_get_real_time() ^ g_random_int();
 }
 
 /* ---------------------------------------------------------------- parsing */
@@ -782,7 +785,7 @@ typedef struct {
 	char *nick;              /* the nick we asked for, then the one the room gave */
 	room_state state;
 	gint64 deadline;         /* JOINING/CONFIGURING: give up; BACKOFF: retry */
-	unsigned attempts;
+	tr_backoff backoff;      /* rejoins */
 	bool nick_retried;
 	bool created;
 	char config_iq[48];
@@ -826,8 +829,10 @@ struct tr_xmpp {
 	bool releasing;          /* our own release: ignore libstrophe's events */
 	bool disconnect_sent;    /* xmpp_disconnect() called on this connection */
 	gint64 next_connect, deadline;
-	unsigned connect_attempts;
+	tr_backoff reconnect;    /* transient failures: the configured schedule */
+	tr_backoff reconnect_slow; /* failures a human must fix: tr_backoff_slow */
 	char *fail_reason;       /* why the current attempt failed, from our callbacks */
+	bool fail_needs_human;   /* untrusted certificate, fd beyond FD_SETSIZE */
 	char *last_log_error;    /* libstrophe's last warning or error */
 	char *last_down_reason;  /* why the last session or attempt ended */
 	bool trust_warned;
@@ -895,14 +900,14 @@ static void event_fd_signal(tr_xmpp *x)
 {
 	uint64_t one = 1;
 	if (x->event_fd >= 0 && write(x->event_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		g_log(LOG_DOMAIN, G_LOG_LEVEL_DEBUG, "eventfd write: %s", g_strerror(errno));
+		tr_log_debug("xmpp %s: eventfd write: %s", x->cfg.jid, g_strerror(errno));
 }
 
 static void event_fd_drain(tr_xmpp *x)
 {
 	uint64_t value;
 	if (x->event_fd >= 0 && read(x->event_fd, &value, sizeof(value)) < 0 && errno != EAGAIN)
-		g_log(LOG_DOMAIN, G_LOG_LEVEL_DEBUG, "eventfd read: %s", g_strerror(errno));
+		tr_log_debug("xmpp %s: eventfd read: %s", x->cfg.jid, g_strerror(errno));
 }
 
 static tr_xmpp_event *event_new(tr_xmpp_event_type type)
@@ -1040,12 +1045,13 @@ static int on_certfail(const xmpp_tlscert_t *cert, const char *const errormsg)
 		return 0;
 	if (!x->cfg.verify) {
 		if (!x->trust_warned)
-			g_log(LOG_DOMAIN, G_LOG_LEVEL_WARNING, "%s: accepting an untrusted certificate (%s): verify = no",
-			      server_name(x), errormsg);
+			tr_log_warning("xmpp %s: %s: accepting an untrusted certificate (%s): verify = no", x->cfg.jid,
+			               server_name(x), errormsg);
 		x->trust_warned = true;
 		return 1;
 	}
 	const char *subject = xmpp_tlscert_get_string(cert, XMPP_CERT_SUBJECT);
+	x->fail_needs_human = true;
 	set_fail_reason(x, "%s: TLS certificate not trusted: %s (subject %s); set ca_file, or verify = no",
 	                server_name(x), errormsg != NULL ? errormsg : "verification failed",
 	                subject != NULL ? subject : "?");
@@ -1056,6 +1062,8 @@ static int on_sockopt(xmpp_conn_t *conn, void *sock)
 {
 	int fd = *(int *)sock;
 	if (fd >= FD_SETSIZE) {
+		if (thread_self != NULL)
+			thread_self->fail_needs_human = true;
 		if (thread_self != NULL)
 			set_fail_reason(thread_self, "socket fd %d >= FD_SETSIZE (%d): libstrophe waits with "
 			                "select() and cannot use it; open the XMPP connection earlier", fd, FD_SETSIZE);
@@ -1072,7 +1080,12 @@ static void on_log(void *userdata, xmpp_log_level_t level, const char *area, con
 		x->last_log_error = g_strdup_printf("%s: %s", area, msg);
 		g_strchomp(x->last_log_error);
 	}
-	g_log(LOG_DOMAIN, level >= XMPP_LEVEL_WARN ? G_LOG_LEVEL_INFO : G_LOG_LEVEL_DEBUG, "%s: %s", area, msg);
+	/* Debug only: the reasons that matter reach the consumer in events.
+	 * libstrophe logs every stanza; the SASL exchange (a PLAIN password)
+	 * is never written anywhere. */
+	if (strstr(msg, "urn:ietf:params:xml:ns:xmpp-sasl") == NULL && strstr(msg, "<auth") == NULL &&
+	    tr_log_get_level() >= TR_LOG_DEBUG)
+		tr_log_debug("xmpp %s: libstrophe %s: %s", x->cfg.jid, area, msg);
 }
 
 /* ------------------------------------------------------------ the wire */
@@ -1160,6 +1173,8 @@ static room *room_get(tr_xmpp *x, const char *jid, bool create)
 	r->jid = g_strdup(jid);
 	r->nick = g_strdup(x->cfg.nick);
 	r->state = ROOM_IDLE;
+	tr_backoff_policy policy = backoff_policy(&x->cfg.limits);
+	tr_backoff_init(&r->backoff, &policy, backoff_seed(jid));
 	g_queue_init(&r->waiting);
 	r->occupants = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	g_hash_table_insert(x->rooms, r->jid, r);
@@ -1216,14 +1231,13 @@ static void room_left(tr_xmpp *x, room *r, tr_xmpp_left_reason reason, const cha
 		return;
 	}
 	r->state = ROOM_BACKOFF;
-	r->deadline = now + tr_xmpp_backoff(r->attempts++, x->cfg.limits.reconnect_backoff,
-	                                    x->cfg.limits.reconnect_backoff_max, g_random_int());
+	r->deadline = now + tr_backoff_next(&r->backoff) * G_TIME_SPAN_MILLISECOND;
 }
 
 static void room_joined(tr_xmpp *x, room *r)
 {
 	r->state = ROOM_JOINED;
-	r->attempts = 0;
+	tr_backoff_reset(&r->backoff);
 	r->nick_retried = false;
 	g_clear_pointer(&r->last_error, g_free);
 	tr_xmpp_event *ev = event_new(TR_XMPP_EVENT_JOINED);
@@ -1387,8 +1401,8 @@ static void handle_message(tr_xmpp *x, tr_xmpp_in *in)
 	case TR_XMPP_MSG_ERROR: {
 		out_msg *m = in->id != NULL ? g_hash_table_lookup(x->inflight, in->id) : NULL;
 		if (m == NULL) {
-			g_log(LOG_DOMAIN, G_LOG_LEVEL_DEBUG, "error %s from %s for no message of ours",
-			      in->error_condition, in->from != NULL ? in->from : "?");
+			tr_log_debug("xmpp %s: error %s from %s for no message of ours", x->cfg.jid,
+			             in->error_condition, in->from != NULL ? in->from : "?");
 			return;
 		}
 		char *text = g_strdup_printf("%s refused it: %s%s%s", in->from != NULL ? in->from : m->to,
@@ -1427,8 +1441,8 @@ static void handle_message(tr_xmpp *x, tr_xmpp_in *in)
 		return;
 	}
 	default:
-		g_log(LOG_DOMAIN, G_LOG_LEVEL_DEBUG, "message from %s ignored (%s)",
-		      in->from != NULL ? in->from : "?", tr_xmpp_msg_class_name(c));
+		tr_log_debug("xmpp %s: message from %s ignored (%s)", x->cfg.jid,
+		             in->from != NULL ? in->from : "?", tr_xmpp_msg_class_name(c));
 		return;
 	}
 }
@@ -1522,7 +1536,7 @@ static void conn_down(tr_xmpp *x, const char *why, gint64 now)
 			room_left(x, r, TR_XMPP_LEFT_CONNECTION, reason, now);
 		}
 		r->state = ROOM_IDLE;
-		r->attempts = 0;
+		tr_backoff_reset(&r->backoff);
 		r->nick_retried = false;
 		g_free(r->nick);
 		r->nick = g_strdup(x->cfg.nick);
@@ -1536,8 +1550,9 @@ static void conn_down(tr_xmpp *x, const char *why, gint64 now)
 	g_free(text);
 	g_queue_clear_full(&x->pings, g_free);
 	g_queue_clear_full(&x->inbox, in_free_notify);
-	x->next_connect = now + tr_xmpp_backoff(x->connect_attempts++, x->cfg.limits.reconnect_backoff,
-	                                        x->cfg.limits.reconnect_backoff_max, g_random_int());
+	/* a certificate nobody trusts will not fix itself in a second */
+	tr_backoff *schedule = x->fail_needs_human ? &x->reconnect_slow : &x->reconnect;
+	x->next_connect = now + tr_backoff_next(schedule) * G_TIME_SPAN_MILLISECOND;
 	g_free(reason);
 }
 
@@ -1560,6 +1575,7 @@ static void conn_start(tr_xmpp *x, gint64 now)
 {
 	g_clear_pointer(&x->fail_reason, g_free);
 	g_clear_pointer(&x->last_log_error, g_free);
+	x->fail_needs_human = false;
 	xmpp_conn_t *c = xmpp_conn_new(x->ctx);
 	long flags = XMPP_CONN_FLAG_DISABLE_SM;
 	if (x->cfg.tls == TR_XMPP_TLS_REQUIRED)
@@ -1601,7 +1617,8 @@ static void handle_conn(tr_xmpp *x, const tr_xmpp_in *in, gint64 now)
 		if (x->cstate != CONN_CONNECTING)
 			return;
 		x->cstate = CONN_UP;
-		x->connect_attempts = 0;
+		tr_backoff_reset(&x->reconnect);
+		tr_backoff_reset(&x->reconnect_slow);
 		g_clear_pointer(&x->fail_reason, g_free);
 		tr_xmpp_event *ev = event_new(TR_XMPP_EVENT_CONNECTED);
 		ev->jid = g_strdup(xmpp_conn_get_bound_jid(x->conn));
@@ -1998,6 +2015,9 @@ tr_xmpp *tr_xmpp_start(const tr_xmpp_config *cfg, GError **error)
 	/* ids unique across restarts, so a late echo or bounce of an earlier
 	 * process cannot be taken for ours */
 	g_snprintf(x->id_prefix, sizeof(x->id_prefix), "tr%08x%04x", g_random_int(), g_random_int() & 0xffff);
+	tr_backoff_policy policy = backoff_policy(&x->cfg.limits);
+	tr_backoff_init(&x->reconnect, &policy, backoff_seed(x->cfg.jid));
+	tr_backoff_init(&x->reconnect_slow, &tr_backoff_slow, backoff_seed(x->cfg.jid));
 	x->refs = 2;
 	x->cstate = CONN_DOWN;
 	GError *thread_error = NULL;
@@ -2042,8 +2062,8 @@ void tr_xmpp_stop(tr_xmpp **xp)
 		return;
 	*xp = NULL;
 	if (!tr_xmpp_close(x, 0) && x->thread != NULL) {
-		g_log(LOG_DOMAIN, G_LOG_LEVEL_WARNING, "xmpp %s: the connection thread is blocked in a library "
-		      "call; it will clean up when the call returns", x->cfg.jid);
+		tr_log_warning("xmpp %s: the connection thread is blocked in a library call; "
+		               "it will clean up when the call returns", x->cfg.jid);
 		g_thread_unref(x->thread);
 		x->thread = NULL;
 	}

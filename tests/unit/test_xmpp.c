@@ -1,5 +1,5 @@
 /* test_xmpp.c — the XMPP connection without a server: configuration,
- * stanza parsing and classification, rate limit, backoff, JIDs, bodies,
+ * stanza parsing and classification, rate limit, JIDs, bodies,
  * and the connection object against a closed port (queueing, send_timeout,
  * close, stop).  The live tests against Prosody are test_xmpp_live.c. */
 #include "testutil.h"
@@ -9,7 +9,10 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -281,22 +284,6 @@ static void test_bucket(void **state)
 	for (int i = 0; i < 1000; i++)
 		assert_true(tr_xmpp_bucket_take(&u, 0, t));
 	assert_int_equal(tr_xmpp_bucket_wait(&u, 0, t), 0);
-}
-
-static void test_backoff(void **state)
-{
-	(void)state;
-	const gint64 s = G_USEC_PER_SEC;
-	assert_int_equal(tr_xmpp_backoff(0, 1, 60, G_MAXUINT32), 1 * s);
-	assert_int_equal(tr_xmpp_backoff(1, 1, 60, G_MAXUINT32), 2 * s);
-	assert_int_equal(tr_xmpp_backoff(5, 1, 60, G_MAXUINT32), 32 * s);
-	assert_int_equal(tr_xmpp_backoff(6, 1, 60, G_MAXUINT32), 60 * s);
-	assert_int_equal(tr_xmpp_backoff(1000, 1, 60, G_MAXUINT32), 60 * s);
-	assert_int_equal(tr_xmpp_backoff(0, 4, 60, 0), 3 * s);      /* jitter: 75 % at least */
-	for (unsigned a = 0; a < 70; a++) {
-		gint64 d = tr_xmpp_backoff(a, 1, 60, g_random_int());
-		assert_true(d >= s * 3 / 4 && d <= 60 * s);
-	}
 }
 
 /* -------------------------------------------- stanzas, classification */
@@ -662,6 +649,64 @@ static void test_event_fd_and_stop_with_unread_events(void **state)
 	assert_true(g_get_monotonic_time() - t0 < 500 * 1000);
 }
 
+static unsigned count_events(tr_xmpp *x, tr_xmpp_event_type type, int ms)
+{
+	unsigned n = 0;
+	gint64 end = g_get_monotonic_time() + ms * 1000;
+	tr_xmpp_event *ev;
+	while (g_get_monotonic_time() < end) {
+		if (tr_xmpp_next_event(x, 50, &ev)) {
+			n += ev->type == type;
+			tr_xmpp_event_free(&ev);
+		}
+	}
+	return n;
+}
+
+/* libstrophe waits with select(): a socket numbered FD_SETSIZE or more
+ * must be refused before it is used, and the retry waits on the slow
+ * schedule (a full fd table does not empty itself in a second).  A plain
+ * refused connection retries on the configured (1 s) schedule. */
+static void test_socket_beyond_fd_setsize_is_refused(void **state)
+{
+	(void)state;
+	tr_xmpp_config cfg;
+	offline_config(&cfg);
+	tr_xmpp *x = tr_xmpp_start(&cfg, NULL);
+	tr_xmpp_config_clear(&cfg);
+	assert_non_null(x);
+	assert_true(count_events(x, TR_XMPP_EVENT_DISCONNECTED, 2600) >= 2);
+	tr_xmpp_stop(&x);
+
+	struct rlimit rl;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_max < FD_SETSIZE + 64)
+		skip();
+	struct rlimit raised = rl;
+	raised.rlim_cur = FD_SETSIZE + 64;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &raised), 0);
+	GArray *fds = g_array_new(FALSE, FALSE, sizeof(int));
+	int fd;
+	while ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0 && fd < FD_SETSIZE + 8)
+		g_array_append_val(fds, fd);
+	if (fd >= 0)
+		close(fd);
+	offline_config(&cfg);
+	x = tr_xmpp_start(&cfg, NULL);
+	tr_xmpp_config_clear(&cfg);
+	assert_non_null(x);
+	tr_xmpp_event *ev = wait_event(x, TR_XMPP_EVENT_DISCONNECTED, 5000);
+	assert_non_null(ev);
+	assert_non_null(strstr(ev->text, "FD_SETSIZE"));
+	tr_xmpp_event_free(&ev);
+	assert_int_equal(count_events(x, TR_XMPP_EVENT_DISCONNECTED, 2600), 0);
+	tr_xmpp_stop(&x);
+	for (guint i = 0; i < fds->len; i++)
+		close(g_array_index(fds, int, i));
+	g_array_free(fds, TRUE);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+}
+
 /* A server that offers STARTTLS, says <proceed/> and then never answers
  * the TLS ClientHello: libstrophe's handshake is synchronous and has no
  * timeout of its own, so the connection thread is stuck inside
@@ -744,12 +789,12 @@ int main(void)
 		cmocka_unit_test(test_jids),
 		cmocka_unit_test(test_body_clean),
 		cmocka_unit_test(test_bucket),
-		cmocka_unit_test(test_backoff),
 		cmocka_unit_test_setup_teardown(test_classify, setup_ctx, teardown_ctx),
 		cmocka_unit_test_setup_teardown(test_parse_details, setup_ctx, teardown_ctx),
 		cmocka_unit_test(test_start_refuses_bad_config),
 		cmocka_unit_test(test_offline_queue_and_timeouts),
 		cmocka_unit_test(test_event_fd_and_stop_with_unread_events),
+		cmocka_unit_test(test_socket_beyond_fd_setsize_is_refused),
 		cmocka_unit_test(test_stop_while_stuck_in_tls_handshake),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,11 +23,8 @@
 #include "channels/xmpp.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
-#include <sys/select.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #define DOMAIN "localhost"
@@ -581,41 +578,6 @@ static void test_restart_delivers_queued_posts_once(void **state)
 	assert_true(took < 1500);
 }
 
-/* ------------------------------------------------ fds beyond FD_SETSIZE */
-
-static void test_socket_beyond_fd_setsize_is_refused(void **state)
-{
-	(void)state;
-	NEED_SERVER();
-	struct rlimit rl;
-	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
-	if (rl.rlim_max < FD_SETSIZE + 64)
-		skip();
-	struct rlimit raised = rl;
-	raised.rlim_cur = FD_SETSIZE + 64;
-	assert_int_equal(setrlimit(RLIMIT_NOFILE, &raised), 0);
-	/* fill the table below FD_SETSIZE so the next socket lands above it */
-	GArray *fds = g_array_new(FALSE, FALSE, sizeof(int));
-	int fd;
-	while ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0 && fd < FD_SETSIZE + 8)
-		g_array_append_val(fds, fd);
-	if (fd >= 0)
-		close(fd);
-	tr_xmpp_config cfg = make_config(BOT, "triage", true);
-	peer *bot = peer_start("bot", &cfg);
-	/* the eventfd took one more; close a few low ones only after start so
-	 * the socket still gets a high number */
-	const tr_xmpp_event *ev = peer_expect(bot, (want){ .type = TR_XMPP_EVENT_DISCONNECTED }, 5000,
-	                                      "the refused socket");
-	print_message("# %s\n", ev->text);
-	assert_non_null(strstr(ev->text, "FD_SETSIZE"));
-	peer_stop(&bot);
-	for (guint i = 0; i < fds->len; i++)
-		close(g_array_index(fds, int, i));
-	g_array_free(fds, TRUE);
-	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
-}
-
 static gint64 test_started;
 
 static int timed_setup(void **state)
@@ -643,7 +605,6 @@ int main(void)
 		LIVE_TEST(test_rooms_messages_and_chats),
 		LIVE_TEST(test_kicked_then_rejoined),
 		LIVE_TEST(test_ping_detects_a_dead_server),
-		LIVE_TEST(test_socket_beyond_fd_setsize_is_refused),
 		LIVE_TEST(test_restart_delivers_queued_posts_once),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
