@@ -66,8 +66,9 @@
  *
  * Liveness: an XEP-0199 ping every ping_interval; no answer within
  * ping_timeout closes the connection; reconnects back off exponentially
- * from reconnect_backoff to reconnect_backoff_max (with jitter) and reset
- * once a session is up.  libstrophe's stream management (XEP-0198) is
+ * (core/backoff) from reconnect_backoff to reconnect_backoff_max, or on
+ * tr_backoff_slow after failures a human must fix (untrusted certificate,
+ * socket beyond FD_SETSIZE), and reset once a session is up.  libstrophe's stream management (XEP-0198) is
  * disabled: it would resend stanzas on its own and break the accounting
  * above.  Each connection attempt uses a fresh xmpp_conn_t.
  *
