@@ -994,10 +994,10 @@ tr_rules *tr_rules_load_data(const char *name, const char *data, size_t len,
 static const char *const negators[] = {
 	"not", "no", "never", "isn't", "isnt", "don't", "dont", "doesn't", "doesnt", "didn't",
 	"didnt", "wasn't", "wasnt", "aren't", "arent", "won't", "wont", "without", "hardly",
-	"nothing", "nor", "neither", "nunca", "sin", "ni", "tampoco", "nicht", "kein", "keine",
-	"keinen", "keinem", "keiner", "nie", "ohne", "pas", "non", "sans", "jamais", "aucun",
-	"aucune", "nao", "sem", "nem", "nenhum", "nenhuma", "niet", "geen", "nooit", "zonder",
-	"senza", "mai", NULL,
+	"nothing", "nor", "neither", "nunca", "sin", "ni", "tampoco", "nada", "nicht", "nichts",
+	"kein", "keine", "keinen", "keinem", "keiner", "nie", "ohne", "pas", "non", "sans",
+	"jamais", "aucun", "aucune", "rien", "nao", "sem", "nem", "nenhum", "nenhuma", "niet",
+	"niets", "geen", "nooit", "zonder", "senza", "mai", "niente", NULL,
 };
 
 static bool is_negator(const char *w, size_t len)
