@@ -306,6 +306,33 @@ static void test_polite_enterprise_outage_is_p1(void **state)
 	result_free(r);
 }
 
+static void expect_urgency(const char *subject, const char *body, tr_level urgency)
+{
+	result *r = decide(subject, body);
+	if (r->d.urgency != urgency) {
+		char *rules = fired(&r->d);
+		fail_msg("'%s': urgency %s, expected %s; rules:%s", body, tr_level_name(r->d.urgency),
+		         tr_level_name(urgency), rules);
+	}
+	result_free(r);
+}
+
+static void test_urgency(void **state)
+{
+	(void)state;
+	expect_urgency("URGENT: invoice needed", "Please send the invoice for October.", TR_LEVEL_HIGH);
+	expect_urgency("Export", "Please fix this immediately, we cannot send reports.", TR_LEVEL_HIGH);
+	expect_urgency("Pedido", "Necesito una respuesta lo antes posible.", TR_LEVEL_HIGH);
+	expect_urgency("Bestellung", "Bitte dringend prüfen.", TR_LEVEL_HIGH);
+	expect_urgency("Commande", "C'est urgent, merci de traiter immédiatement.", TR_LEVEL_HIGH);
+	expect_urgency("Pedido", "Preciso de uma resposta com urgência.", TR_LEVEL_HIGH);
+	/* Describing a bug is not asking for speed. */
+	expect_urgency("Bug", "The app crashes immediately when I open a report.", TR_LEVEL_MEDIUM);
+	expect_urgency("Fehler", "Die App stürzt sofort ab, wenn ich einen Bericht öffne.", TR_LEVEL_MEDIUM);
+	/* Out-of-office wording is not the customer's urgency. */
+	expect_urgency("Réponse automatique", "Je suis absent. Pour toute urgence, contactez Claire.", TR_LEVEL_MEDIUM);
+}
+
 static void test_no_rush_feature_request_is_p4(void **state)
 {
 	(void)state;
@@ -508,6 +535,7 @@ int main(void)
 		cmocka_unit_test(test_negation_does_not_trigger),
 		cmocka_unit_test(test_quoted_history_does_not_count),
 		cmocka_unit_test(test_polite_enterprise_outage_is_p1),
+		cmocka_unit_test(test_urgency),
 		cmocka_unit_test(test_no_rush_feature_request_is_p4),
 		cmocka_unit_test(test_typos_still_classify),
 		cmocka_unit_test(test_typical_message_per_category),
