@@ -966,6 +966,27 @@ static bool is_our_address(const tr_policy *p, const char *address)
 	return in_list(p->our_addresses, address);
 }
 
+/*
+ * Whether a reply could reach ADDRESS: one '@', a local part and a domain
+ * of printable characters, and for mail a domain with a dot or an address
+ * literal (a chat JID may be user@host).  A sender mangled by NUL bytes or
+ * spaces ("bin@exa mple.test" parses as "bin@exa") is not acknowledged.
+ */
+static bool address_replyable(const char *address, bool mail)
+{
+	const char *at = strchr(address, '@');
+	if (at == NULL || at == address || at[1] == '\0' || strchr(at + 1, '@') != NULL)
+		return false;
+	if (strlen(address) > 254)
+		return false;
+	for (const unsigned char *c = (const unsigned char *)address; *c != '\0'; c++) {
+		if (*c <= ' ' || *c == 0x7f)
+			return false;
+	}
+	const char *domain = at + 1;
+	return !mail || domain[0] == '[' || strchr(domain, '.') != NULL;
+}
+
 void tr_policy_decide(const tr_policy *p, const tr_msg *msg, const tr_signals *signals,
                       const tr_decide_input *input, tr_decision *d)
 {
@@ -1152,6 +1173,8 @@ void tr_policy_decide(const tr_policy *p, const tr_msg *msg, const tr_signals *s
 		g_string_free(why, TRUE);
 	} else if (*msg->from.address == '\0' || strchr(msg->from.address, '@') == NULL) {
 		d->no_ack_reason = "no sender address";
+	} else if (!address_replyable(msg->from.address, msg->channel != TR_CHANNEL_XMPP)) {
+		d->no_ack_reason = "the sender address cannot take a reply";
 	} else if (is_our_address(p, msg->from.address)) {
 		d->no_ack_reason = "sent from one of our own addresses";
 	} else if (tr_msg_header(msg, "X-Triage-Loop") != NULL) {
