@@ -10,6 +10,7 @@
 
 #include <glib.h>
 
+#include "channels/channel.h"
 #include "core/engine.h"
 
 #define TR_EXIT_OK 0
@@ -21,6 +22,8 @@ typedef int tr_cli_fn(int argc, char **argv);
 int tr_cli_classify(int argc, char **argv);
 int tr_cli_check_config(int argc, char **argv);
 int tr_cli_eval(int argc, char **argv);
+int tr_cli_lmtp(int argc, char **argv);
+int tr_cli_milter(int argc, char **argv);
 
 /* The config path: -c value, else $TRIAGE_CONFIG, else the installed one. */
 const char *tr_cli_config_path(const char *option_value);
@@ -38,5 +41,14 @@ gboolean tr_cli_parse_time(const char *text, gint64 *time_r);
 
 /* Load the engine, printing every diagnostic to stderr; NULL on error. */
 tr_engine *tr_cli_engine(const char *config_path);
+
+/*
+ * TEST ONLY (test_hooks.c): stand-in store hooks and faults from the
+ * TRIAGE_TEST_* environment variables; all off when none is set.  False
+ * (with a message) when a variable is malformed.
+ */
+bool tr_cli_test_hooks(const char *command, tr_channel_ingest_hook *ingest, tr_channel_reply_hook *reply,
+                       bool *fail_classify);
+void tr_cli_test_hooks_free(void);
 
 #endif

@@ -19,6 +19,8 @@ static const struct {
 	{ "classify", tr_cli_classify, "normalize and classify messages, print the decision" },
 	{ "check-config", tr_cli_check_config, "validate the configuration and everything it names" },
 	{ "eval", tr_cli_eval, "category accuracy, precision/recall/F1 on a labeled CSV file" },
+	{ "lmtp", tr_cli_lmtp, "LMTP/SMTP listener: classify, commit, pass on with X-Triage-* headers" },
+	{ "milter", tr_cli_milter, "milter for Postfix/Sendmail: X-Triage-* headers, subject tags" },
 };
 
 static void usage(FILE *out)
