@@ -13,7 +13,7 @@ TR_TOP=${TR_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$TR_TOP/tests/lib/tap.sh"
 . "$TR_TOP/tests/lib/servers.sh"
 
-TRIAGE=$TR_TOP/build/triage
+TRIAGE=${TRIAGE_BIN:-$TR_TOP/build/triage}   # TRIAGE_BIN=build/asan/triage: the sanitizer build
 [ -x "$TRIAGE" ] || bail "build/triage missing (make)"
 
 srv_init

@@ -16,7 +16,7 @@ TR_TOP=${TR_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$TR_TOP/tests/lib/tap.sh"
 . "$TR_TOP/tests/lib/servers.sh"
 
-TRIAGE=$TR_TOP/build/triage
+TRIAGE=${TRIAGE_BIN:-$TR_TOP/build/triage}   # TRIAGE_BIN=build/asan/triage: the sanitizer build
 LUA_DIR=$TR_TOP/tests/integration/milter
 export LUA_DIR
 [ -x "$TRIAGE" ] || bail "build/triage missing (make)"

@@ -646,6 +646,97 @@ static void test_gateway_store_only(void **state)
 	tr_lmtp_settings_clear(&settings);
 }
 
+
+/* Many clients at once through listener + gateway + next hop: every
+ * message is classified, committed once and passed on. */
+static gint concurrent_ingests;
+
+static tr_channel_ingest_status counting_ingest(void *context, const tr_channel_ingest_request *req,
+                                                tr_channel_ingest_result *result, GError **error)
+{
+	(void)context;
+	(void)error;
+	if (req->decision == NULL || req->decision->priority < 1)
+		return TR_CHANNEL_INGEST_TEMPFAIL;
+	int n = g_atomic_int_add(&concurrent_ingests, 1) + 1;
+	g_snprintf(result->ticket, sizeof(result->ticket), "TKT-%06d", n);
+	return TR_CHANNEL_INGEST_COMMITTED;
+}
+
+typedef struct {
+	tr_lmtp_next_hop hop;
+	int index;
+	int delivered;
+} client_job;
+
+#define CLIENTS 8
+#define MESSAGES 10
+
+static gpointer client_main(gpointer data)
+{
+	client_job *job = data;
+	static const char *const rcpts[] = { "support@example.test", "billing@example.test" };
+	for (int i = 0; i < MESSAGES; i++) {
+		char *msg = g_strdup_printf("From: c%d@bigcorp.example\r\nSubject: URGENT outage %d/%d\r\n"
+		                            "Message-ID: <c%d-%d@bigcorp.example>\r\n\r\nThe API is down for everyone.\r\n",
+		                            job->index, job->index, i, job->index, i);
+		tr_lmtp_envelope env = envelope(rcpts, 2, msg);
+		tr_lmtp_rcpt_status st[2];
+		memset(st, 0, sizeof(st));
+		tr_lmtp_client_deliver(&job->hop, "client.test", 10, false, &env, msg, strlen(msg), st);
+		job->delivered += (st[0].result == TR_LMTP_DELIVERED) + (st[1].result == TR_LMTP_DELIVERED);
+		g_free(msg);
+	}
+	return NULL;
+}
+
+static void test_concurrent_clients(void **state)
+{
+	(void)state;
+	test_server *next = server_start(NULL, NULL);
+	tr_lmtp_settings settings;
+	tr_lmtp_settings_default(&settings);
+	g_free(settings.listen);
+	settings.listen = g_strdup("inet:127.0.0.1:0");
+	settings.next_hop = g_strdup(next->spec);
+	/* A client may reconnect before the server thread of its last
+	 * connection is gone: leave room (as for an MTA's process limit). */
+	settings.limits.connections = CLIENTS * 2;
+	tr_channel_ingest_hook ingest = { counting_ingest, NULL };
+	GError *error = NULL;
+	tr_lmtp_gateway *gw = tr_lmtp_gateway_new(engine, &settings, &ingest, &error);
+	assert_non_null(gw);
+	tr_lmtp_hook hook = tr_lmtp_gateway_hook(gw);
+	tr_lmtp_server *front = tr_lmtp_server_new(&settings, &hook, &error);
+	assert_non_null(front);
+	GThread *front_thread = g_thread_new("front", server_main, front);
+	char *spec = g_strdup_printf("lmtp:inet:%s", tr_lmtp_server_address(front));
+
+	client_job jobs[CLIENTS];
+	GThread *threads[CLIENTS];
+	for (int i = 0; i < CLIENTS; i++) {
+		jobs[i] = (client_job){ .index = i };
+		assert_true(tr_lmtp_next_hop_parse(spec, &jobs[i].hop, NULL));
+		threads[i] = g_thread_new("client", client_main, &jobs[i]);
+	}
+	int delivered = 0;
+	for (int i = 0; i < CLIENTS; i++) {
+		g_thread_join(threads[i]);
+		delivered += jobs[i].delivered;
+	}
+	assert_int_equal(delivered, CLIENTS * MESSAGES * 2);
+	assert_int_equal(g_atomic_int_get(&concurrent_ingests), CLIENTS * MESSAGES);
+	assert_int_equal(next->cap.calls, CLIENTS * MESSAGES);
+
+	tr_lmtp_server_stop(front);
+	g_thread_join(front_thread);
+	tr_lmtp_server_free(&front);
+	tr_lmtp_gateway_free(&gw);
+	tr_lmtp_settings_clear(&settings);
+	g_free(spec);
+	server_stop(next);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -661,6 +752,7 @@ int main(void)
 		cmocka_unit_test(test_gateway_next_hop_trouble),
 		cmocka_unit_test(test_gateway_classification_failure),
 		cmocka_unit_test(test_gateway_store_only),
+		cmocka_unit_test(test_concurrent_clients),
 	};
 	return cmocka_run_group_tests(tests, gateway_setup, gateway_teardown);
 }
