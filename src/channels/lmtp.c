@@ -43,6 +43,8 @@ const tr_conftab tr_lmtp_limits_table[] = {
 	  "[lmtp] at shutdown, transactions under way get this long to finish" },
 	{ "next_hop_timeout", 120, 1, 3600, TR_UNIT_SECONDS, offsetof(tr_lmtp_limits, next_hop_timeout),
 	  "[lmtp] next hop: connect, each read and each write" },
+	{ "hook_timeout", 30, 1, 600, TR_UNIT_SECONDS, offsetof(tr_lmtp_limits, hook_timeout),
+	  "[lmtp] the ticket store may take this long per message (then 451)" },
 	{ "rules_header_bytes", 200, 16, 900, TR_UNIT_BYTES, offsetof(tr_lmtp_limits, rules_header_bytes),
 	  "[lmtp] characters of the rule list in X-Triage-Rules" },
 	{ NULL, 0, 0, 0, TR_UNIT_COUNT, 0, NULL },
@@ -1135,8 +1137,32 @@ unsigned tr_lmtp_server_connections(tr_lmtp_server *srv)
 	return n;
 }
 
+/*
+ * Close gracefully: a client that pipelined more than we read (after QUIT,
+ * or when 421 ended the session) must still get our last replies, but
+ * closing with unread input makes the kernel send a reset that can
+ * destroy them.  So: end our side, read and drop what is left for a
+ * moment, then close.
+ */
+static void linger_close(int fd)
+{
+	shutdown(fd, SHUT_WR);
+	int64_t deadline = now_ms() + 1000;
+	size_t total = 0;
+	char buf[4096];
+	while (total < 1024 * 1024 && wait_fd(fd, POLLIN, deadline) > 0) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			break;
+		total += (size_t)n;
+	}
+}
+
 static void conn_done(conn *c)
 {
+	linger_close(c->fd);
 	tr_lmtp_server *srv = c->server;
 	g_mutex_lock(&srv->lock);
 	g_hash_table_remove(srv->conns, c);
@@ -1768,7 +1794,7 @@ static void gateway_deliver(void *context, const tr_lmtp_envelope *env, tr_lmtp_
 			.msg = msg,
 			.decision = &decision,
 			.input = &input,
-			.deadline = started + settings->limits.next_hop_timeout * G_USEC_PER_SEC,
+			.deadline = started + settings->limits.hook_timeout * G_USEC_PER_SEC,
 		};
 		tr_channel_ingest_result result = { .ticket = "" };
 		tr_channel_ingest_status st = gw->ingest.ingest(gw->ingest.context, &request, &result, &error);

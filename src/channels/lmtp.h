@@ -55,6 +55,7 @@ typedef struct {
 	int64_t data_timeout;      /* seconds between reads inside DATA */
 	int64_t shutdown_timeout;  /* seconds in-flight transactions get at shutdown */
 	int64_t next_hop_timeout;  /* seconds per next-hop read or write */
+	int64_t hook_timeout;      /* seconds the ticket store may take per message */
 	int64_t rules_header_bytes;/* length of the X-Triage-Rules list */
 } tr_lmtp_limits;
 

@@ -371,9 +371,24 @@ static void end_headers(tr_milter_msg *msg)
 	}
 }
 
+/* An agent's message is only of interest with a ticket tag in its subject:
+ * most mail from the company's own domain has none. */
+static bool agent_reply_tagged(const tr_milter_msg *msg)
+{
+	if (msg->subject_raw == NULL)
+		return false;
+	char *decoded = g_mime_utils_header_decode_text(NULL, msg->subject_raw);
+	char ticket[64];
+	bool tagged = tr_channel_find_ticket(decoded, msg->milter->settings->ticket_prefix, ticket, sizeof(ticket));
+	g_free(decoded);
+	return tagged;
+}
+
 tr_milter_verdict tr_milter_msg_eoh(tr_milter_msg *msg)
 {
 	end_headers(msg);
+	if (msg->agent && !msg->selected && (msg->milter->reply.record == NULL || !agent_reply_tagged(msg)))
+		msg->agent = false;
 	return msg->selected || msg->agent ? TR_MILTER_CONTINUE : TR_MILTER_ACCEPT;
 }
 

@@ -384,17 +384,27 @@ static void test_agent_reply(void **state)
 	assert_string_equal(dump->str, "");    /* not selected: no change at all */
 	assert_int_equal(f->ingest.calls, 0);
 
-	/* No tag: nothing recorded. */
+	/* No tag: let go after the headers, nothing recorded. */
 	static const char *const untagged[] = { "From", "ana@example.test", "Subject", "Lunch?", NULL };
 	in.headers = untagged;
-	run(f, &in, NULL, dump);
+	assert_int_equal(run(f, &in, &eoh, dump), TR_MILTER_ACCEPT);
+	assert_int_equal(eoh, TR_MILTER_ACCEPT);
 	assert_int_equal(f->reply.calls, 1);
+	/* A tag in an encoded subject is found. */
+	static const char *const encoded[] = {
+		"From", "ana@example.test", "Subject", "=?UTF-8?Q?Re=3A_=5BTKT-000124=5D_r=C3=A9ponse?=", NULL,
+	};
+	in.headers = encoded;
+	assert_int_equal(run(f, &in, &eoh, dump), TR_MILTER_CONTINUE);
+	assert_int_equal(eoh, TR_MILTER_CONTINUE);
+	assert_int_equal(f->reply.calls, 2);
+	assert_string_equal(f->reply.ticket, "TKT-000124");
 
 	/* A failing reply hook: on_error. */
 	in.headers = headers;
 	f->reply.fail = true;
 	assert_int_equal(run(f, &in, NULL, dump), TR_MILTER_CONTINUE);
-	assert_int_equal(f->reply.calls, 2);
+	assert_int_equal(f->reply.calls, 3);
 	g_string_free(dump, TRUE);
 	fixture_free(f);
 
