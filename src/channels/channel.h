@@ -36,12 +36,15 @@
 /* ---- the ingest hook ---- */
 
 typedef enum {
-	TR_CHANNEL_INGEST_COMMITTED = 0, /* ticket (or thread event) and outbox rows committed */
-	TR_CHANNEL_INGEST_DUPLICATE,     /* already committed earlier (same Message-ID or content
-	                          * hash): nothing new, confirm the message again */
-	TR_CHANNEL_INGEST_TEMPFAIL,      /* nothing committed (store busy, I/O error, timeout):
-	                          * the source must retry later */
-	TR_CHANNEL_INGEST_FULL,          /* nothing committed, the disk is full */
+	/* The ticket (or a thread event) and its outbox rows are committed. */
+	TR_CHANNEL_INGEST_COMMITTED = 0,
+	/* Committed earlier (same Message-ID or content hash): nothing new;
+	 * confirm the message again. */
+	TR_CHANNEL_INGEST_DUPLICATE,
+	/* Nothing committed (store busy, I/O error, deadline): retry later. */
+	TR_CHANNEL_INGEST_TEMPFAIL,
+	/* Nothing committed, the disk is full. */
+	TR_CHANNEL_INGEST_FULL,
 } tr_channel_ingest_status;
 
 /* What a channel hands over; everything is borrowed for the call only. */
@@ -72,8 +75,9 @@ typedef struct {
  * transaction is durable.  On TEMPFAIL/FULL, *error (may be NULL) says why;
  * result->ticket is then ignored.  Never blocks past request->deadline.
  */
-typedef tr_channel_ingest_status tr_channel_ingest_fn(void *context, const tr_channel_ingest_request *request,
-                                              tr_channel_ingest_result *result, GError **error);
+typedef tr_channel_ingest_status tr_channel_ingest_fn(void *context,
+                                                      const tr_channel_ingest_request *request,
+                                                      tr_channel_ingest_result *result, GError **error);
 
 typedef struct {
 	tr_channel_ingest_fn *ingest;     /* NULL: classification only */

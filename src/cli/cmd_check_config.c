@@ -1,6 +1,9 @@
 /* cmd_check_config.c — `triage check-config`: validate everything, print every error */
 #include <stdio.h>
+#include <string.h>
 
+#include "channels/lmtp.h"
+#include "channels/milter.h"
 #include "cli/cli.h"
 
 int tr_cli_check_config(int argc, char **argv)
@@ -24,6 +27,17 @@ int tr_cli_check_config(int argc, char **argv)
 	const char *path = tr_cli_config_path(config);
 	tr_diag *diag = tr_diag_new();
 	tr_engine *engine = tr_engine_load(path, diag);
+	/* The mail channels' groups ([lmtp], [milter]) are checked too. */
+	tr_lmtp_settings lmtp;
+	tr_milter_settings milter;
+	memset(&lmtp, 0, sizeof(lmtp));
+	memset(&milter, 0, sizeof(milter));
+	if (engine != NULL) {
+		tr_lmtp_settings_load(&lmtp, tr_engine_conf(engine), NULL, diag);
+		tr_milter_settings_load(&milter, tr_engine_conf(engine), NULL, diag);
+		if (tr_diag_error_count(diag) > 0)
+			tr_engine_free(&engine);
+	}
 	const GPtrArray *msgs = tr_diag_messages(diag);
 	for (guint i = 0; i < msgs->len; i++)
 		fprintf(stderr, "%s\n", (const char *)g_ptr_array_index(msgs, i));
@@ -35,11 +49,19 @@ int tr_cli_check_config(int argc, char **argv)
 			char *text = tr_engine_describe(engine);
 			fputs(text, stdout);
 			g_free(text);
+			GString *more = g_string_new("\n[lmtp]\n");
+			tr_conftab_print(tr_lmtp_limits_table, &lmtp.limits, more);
+			g_string_append(more, "\n[milter]\n");
+			tr_conftab_print(tr_milter_limits_table, &milter.limits, more);
+			fputs(more->str, stdout);
+			g_string_free(more, TRUE);
 		}
 	} else {
 		fprintf(stderr, "%s: %u error%s\n", path, tr_diag_error_count(diag),
 		        tr_diag_error_count(diag) == 1 ? "" : "s");
 	}
+	tr_lmtp_settings_clear(&lmtp);
+	tr_milter_settings_clear(&milter);
 	tr_engine_free(&engine);
 	tr_diag_free(&diag);
 	g_free(config);
