@@ -194,7 +194,7 @@ static bool port_ok(const char *port)
 static bool listen_error(GError **error, const char *spec, const char *why)
 {
 	g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-	            "listen address '%s': %s (inet:HOST:PORT, inet:PORT@HOST or unix:PATH)", spec, why);
+	            "address '%s': %s (inet:HOST:PORT, inet:PORT@HOST or unix:PATH)", spec, why);
 	return false;
 }
 
