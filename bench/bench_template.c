@@ -1,7 +1,7 @@
 /*
  * bench_template.c — template compile and render cost.
  *
- *     make build/bench/bench_template && build/bench/bench_template [templates/mail/ack.en.tmpl]
+ *     make build/bench/bench_template && build/bench/bench_template [tests/unit/data/ack-sample.tmpl]
  *
  * Prints µs per operation for the shipped acknowledgment (a 42-line
  * template file: three header templates and the body), rendered the way
@@ -83,7 +83,7 @@ static void bench_render(const tr_tmpl_file *f, const char *label, const char *s
 
 int main(int argc, char **argv)
 {
-	const char *path = argc > 1 ? argv[1] : "templates/mail/ack.en.tmpl";
+	const char *path = argc > 1 ? argv[1] : "tests/unit/data/ack-sample.tmpl";
 	GError *error = NULL;
 	g_mime_init();
 

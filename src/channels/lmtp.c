@@ -1,5 +1,4 @@
 /* lmtp.c — LMTP/SMTP listener, next-hop client, triage gateway; see lmtp.h */
-#define G_LOG_DOMAIN "triage"
 #include "channels/lmtp.h"
 
 #include <arpa/inet.h>
@@ -19,7 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/log.h"
 #include "core/normalize.h"
+#include "core/xtriage.h"
 
 const tr_conftab tr_lmtp_limits_table[] = {
 	{ "message_bytes", 25 * 1024 * 1024, 1024, (int64_t)2 * 1024 * 1024 * 1024, TR_UNIT_BYTES,
@@ -43,8 +44,6 @@ const tr_conftab tr_lmtp_limits_table[] = {
 	  "[lmtp] at shutdown, transactions under way get this long to finish" },
 	{ "next_hop_timeout", 120, 1, 3600, TR_UNIT_SECONDS, offsetof(tr_lmtp_limits, next_hop_timeout),
 	  "[lmtp] next hop: connect, each read and each write" },
-	{ "hook_timeout", 30, 1, 600, TR_UNIT_SECONDS, offsetof(tr_lmtp_limits, hook_timeout),
-	  "[lmtp] the ticket store may take this long per message (then 451)" },
 	{ "rules_header_bytes", 200, 16, 900, TR_UNIT_BYTES, offsetof(tr_lmtp_limits, rules_header_bytes),
 	  "[lmtp] characters of the rule list in X-Triage-Rules" },
 	{ NULL, 0, 0, 0, TR_UNIT_COUNT, 0, NULL },
@@ -82,13 +81,13 @@ void tr_lmtp_settings_load(tr_lmtp_settings *s, const tr_conf *conf, const char 
 		"on_error", NULL,
 	};
 	tr_lmtp_settings_default(s);
-	tr_channel_conf_load(tr_lmtp_limits_table, conf, diag, "lmtp", &s->limits, extra);
+	tr_conftab_load_keys(tr_lmtp_limits_table, conf, diag, "lmtp", &s->limits, extra);
 
 	char *listen = listen_override != NULL ? g_strdup(listen_override)
 	                                       : tr_conf_string(conf, "lmtp", "listen", DEFAULT_LISTEN);
-	tr_channel_listen addr;
+	tr_netaddr addr;
 	GError *error = NULL;
-	if (!tr_channel_listen_parse(listen, &addr, &error)) {
+	if (!tr_netaddr_parse(listen, &addr, &error)) {
 		if (listen_override != NULL)
 			tr_diag_error(diag, NULL, 0, "--listen: %s", error->message);
 		else
@@ -935,10 +934,10 @@ static void set_nonblocking(int fd)
 }
 
 /* Connect to addr within timeout_s; the socket is non-blocking. -1 with *error. */
-static int connect_to(const tr_channel_listen *addr, int64_t timeout_s, GError **error)
+static int connect_to(const tr_netaddr *addr, int64_t timeout_s, GError **error)
 {
 	int64_t deadline = now_ms() + timeout_s * 1000;
-	if (addr->family == TR_CHANNEL_LISTEN_UNIX) {
+	if (addr->family == TR_NETADDR_UNIX) {
 		struct sockaddr_un sun = { .sun_family = AF_UNIX };
 		g_strlcpy(sun.sun_path, addr->path, sizeof(sun.sun_path));
 		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -993,7 +992,7 @@ typedef struct conn conn;
 struct tr_lmtp_server {
 	const tr_lmtp_settings *settings;
 	tr_lmtp_hook hook;
-	tr_channel_listen addr;
+	tr_netaddr addr;
 	char *address;
 	int listen_fd;
 	int stop_pipe[2];
@@ -1013,7 +1012,7 @@ struct conn {
 	char id[32];
 };
 
-static int bind_unix(const tr_channel_listen *addr, unsigned mode, GError **error)
+static int bind_unix(const tr_netaddr *addr, unsigned mode, GError **error)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	g_strlcpy(sun.sun_path, addr->path, sizeof(sun.sun_path));
@@ -1038,7 +1037,7 @@ static int bind_unix(const tr_channel_listen *addr, unsigned mode, GError **erro
 	return fd;
 }
 
-static int bind_inet(const tr_channel_listen *addr, GError **error)
+static int bind_inet(const tr_netaddr *addr, GError **error)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE, .ai_family = AF_UNSPEC };
 	struct addrinfo *res = NULL;
@@ -1072,10 +1071,10 @@ static int bind_inet(const tr_channel_listen *addr, GError **error)
 tr_lmtp_server *tr_lmtp_server_new(const tr_lmtp_settings *settings, const tr_lmtp_hook *hook,
                                    GError **error)
 {
-	tr_channel_listen addr;
-	if (!tr_channel_listen_parse(settings->listen, &addr, error))
+	tr_netaddr addr;
+	if (!tr_netaddr_parse(settings->listen, &addr, error))
 		return NULL;
-	int fd = addr.family == TR_CHANNEL_LISTEN_UNIX ? bind_unix(&addr, settings->socket_mode, error)
+	int fd = addr.family == TR_NETADDR_UNIX ? bind_unix(&addr, settings->socket_mode, error)
 	                                                : bind_inet(&addr, error);
 	if (fd < 0)
 		return NULL;
@@ -1096,7 +1095,7 @@ tr_lmtp_server *tr_lmtp_server_new(const tr_lmtp_settings *settings, const tr_lm
 	srv->instance = g_random_int();
 	g_mutex_init(&srv->lock);
 	g_cond_init(&srv->changed);
-	if (addr.family == TR_CHANNEL_LISTEN_INET) {
+	if (addr.family == TR_NETADDR_INET) {
 		/* Port 0 binds any free port: name the one we got. */
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
@@ -1114,7 +1113,7 @@ tr_lmtp_server *tr_lmtp_server_new(const tr_lmtp_settings *settings, const tr_lm
 			g_snprintf(srv->addr.port, sizeof(srv->addr.port), "%u", port);
 		}
 	}
-	srv->address = tr_channel_listen_describe(&srv->addr);
+	srv->address = tr_netaddr_describe(&srv->addr);
 	return srv;
 }
 
@@ -1209,7 +1208,7 @@ static gpointer conn_main(gpointer data)
 		if (r < 0)
 			break;
 		if (r == 0) {
-			g_message("lmtp %s: %s: timeout", c->id, c->client);
+			tr_log_info("lmtp %s: %s: timeout", c->id, c->client);
 			tr_lmtp_session_timeout(s, out);
 			continue;
 		}
@@ -1253,7 +1252,7 @@ static void accept_one(tr_lmtp_server *srv)
 	int fd = accept4(srv->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0) {
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-			g_warning("lmtp: accept: %s", g_strerror(errno));
+			tr_log_warning("lmtp: accept: %s", g_strerror(errno));
 			g_usleep(100 * 1000);   /* do not spin while out of descriptors */
 		}
 		return;
@@ -1261,7 +1260,7 @@ static void accept_one(tr_lmtp_server *srv)
 	g_mutex_lock(&srv->lock);
 	if (srv->active >= (unsigned)srv->settings->limits.connections) {
 		g_mutex_unlock(&srv->lock);
-		g_message("lmtp: connection limit %u reached, refusing a client", srv->active);
+		tr_log_info("lmtp: connection limit %u reached, refusing a client", srv->active);
 		refuse(fd, srv->settings->hostname, "too many connections");
 		return;
 	}
@@ -1282,7 +1281,7 @@ static void accept_one(tr_lmtp_server *srv)
 	GError *error = NULL;
 	GThread *thread = g_thread_try_new("lmtp-conn", conn_main, c, &error);
 	if (thread == NULL) {
-		g_warning("lmtp: cannot start a connection thread: %s", error->message);
+		tr_log_warning("lmtp: cannot start a connection thread: %s", error->message);
 		g_clear_error(&error);
 		g_mutex_lock(&srv->lock);
 		g_hash_table_remove(srv->conns, c);
@@ -1306,7 +1305,7 @@ void tr_lmtp_server_run(tr_lmtp_server *srv)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			g_warning("lmtp: poll: %s", g_strerror(errno));
+			tr_log_warning("lmtp: poll: %s", g_strerror(errno));
 			break;
 		}
 		if (pfd[1].revents & POLLIN)
@@ -1318,12 +1317,12 @@ void tr_lmtp_server_run(tr_lmtp_server *srv)
 	g_atomic_int_set(&srv->stopping, 1);
 	close(srv->listen_fd);
 	srv->listen_fd = -1;
-	if (srv->addr.family == TR_CHANNEL_LISTEN_UNIX)
+	if (srv->addr.family == TR_NETADDR_UNIX)
 		unlink(srv->addr.path);
 
 	g_mutex_lock(&srv->lock);
 	if (srv->active > 0)
-		g_message("lmtp: stopping, %u connection%s to finish", srv->active, srv->active == 1 ? "" : "s");
+		tr_log_info("lmtp: stopping, %u connection%s to finish", srv->active, srv->active == 1 ? "" : "s");
 	gint64 deadline = g_get_monotonic_time() + srv->settings->limits.shutdown_timeout * G_USEC_PER_SEC;
 	while (srv->active > 0 && g_cond_wait_until(&srv->changed, &srv->lock, deadline))
 		;
@@ -1331,7 +1330,7 @@ void tr_lmtp_server_run(tr_lmtp_server *srv)
 		/* Out of time: stop reading.  A transaction under way loses its
 		 * connection and the client retries; one inside the delivery
 		 * hook still finishes and writes its reply. */
-		g_message("lmtp: shutdown timeout, closing %u connection%s", srv->active,
+		tr_log_info("lmtp: shutdown timeout, closing %u connection%s", srv->active,
 		          srv->active == 1 ? "" : "s");
 		GHashTableIter it;
 		gpointer key;
@@ -1353,7 +1352,7 @@ void tr_lmtp_server_free(tr_lmtp_server **srvp)
 	g_return_if_fail(srv->active == 0);
 	if (srv->listen_fd >= 0) {
 		close(srv->listen_fd);
-		if (srv->addr.family == TR_CHANNEL_LISTEN_UNIX)
+		if (srv->addr.family == TR_NETADDR_UNIX)
 			unlink(srv->addr.path);
 	}
 	close(srv->stop_pipe[0]);
@@ -1378,7 +1377,7 @@ bool tr_lmtp_next_hop_parse(const char *spec, tr_lmtp_next_hop *hop, GError **er
 		rest = spec + 5;
 		hop->lmtp = false;
 	}
-	if (!tr_channel_listen_parse(rest, &hop->addr, error)) {
+	if (!tr_netaddr_parse(rest, &hop->addr, error)) {
 		g_prefix_error(error, "next hop: ");
 		return false;
 	}
@@ -1523,7 +1522,7 @@ void tr_lmtp_client_deliver(const tr_lmtp_next_hop *hop, const char *helo, int64
 	hop_conn h = { .fd = -1, .timeout_s = timeout, .in = g_string_sized_new(1024) };
 	GString *text = g_string_sized_new(256);
 	GError *error = NULL;
-	char *where = tr_channel_listen_describe(&hop->addr);
+	char *where = tr_netaddr_describe(&hop->addr);
 	int code;
 
 	h.fd = connect_to(&hop->addr, timeout, &error);
@@ -1617,7 +1616,7 @@ fail:
 			g_snprintf(status[i].text, sizeof(status[i].text), "4.4.2 next hop %s: %s", where, h.failure);
 		}
 	}
-	g_message("lmtp %s: next hop %s: %s", env->session_id, where, h.failure);
+	tr_log_info("lmtp %s: next hop %s: %s", env->session_id, where, h.failure);
 done:
 	if (h.fd >= 0)
 		close(h.fd);
@@ -1631,22 +1630,22 @@ done:
 /* ---- gateway ---- */
 
 struct tr_lmtp_gateway {
-	const tr_engine *engine;
+	tr_engine_slot *engines;
 	const tr_lmtp_settings *settings;
-	tr_channel_ingest_hook ingest;
+	tr_lmtp_store store;
 	bool has_next_hop;
 	tr_lmtp_next_hop next_hop;
 	gint fail_classify;
 };
 
-tr_lmtp_gateway *tr_lmtp_gateway_new(const tr_engine *engine, const tr_lmtp_settings *settings,
-                                     const tr_channel_ingest_hook *ingest, GError **error)
+tr_lmtp_gateway *tr_lmtp_gateway_new(tr_engine_slot *engines, const tr_lmtp_settings *settings,
+                                     const tr_lmtp_store *store, GError **error)
 {
 	tr_lmtp_gateway *gw = g_new0(tr_lmtp_gateway, 1);
-	gw->engine = engine;
+	gw->engines = engines;
 	gw->settings = settings;
-	if (ingest != NULL)
-		gw->ingest = *ingest;
+	if (store != NULL)
+		gw->store = *store;
 	if (settings->next_hop != NULL && *settings->next_hop != '\0') {
 		if (!tr_lmtp_next_hop_parse(settings->next_hop, &gw->next_hop, error)) {
 			g_free(gw);
@@ -1654,7 +1653,7 @@ tr_lmtp_gateway *tr_lmtp_gateway_new(const tr_engine *engine, const tr_lmtp_sett
 		}
 		gw->has_next_hop = true;
 	}
-	if (!gw->has_next_hop && gw->ingest.ingest == NULL) {
+	if (!gw->has_next_hop && gw->store.ingest == NULL) {
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
 		            "[lmtp] has no next_hop and no ticket store is attached: "
 		            "nothing would keep the messages");
@@ -1712,7 +1711,7 @@ static void copy_without_triage_headers(GString *out, const char *data, size_t l
 			name_ok = (unsigned char)p[i] > 0x20 && (unsigned char)p[i] < 0x7f;
 		if (!name_ok)
 			break;
-		dropping = tr_channel_is_triage_header(p, name_len);
+		dropping = tr_xtriage_is_header(p, name_len);
 		if (!dropping)
 			g_string_append_len(out, p, (gssize)line_len);
 		p = next;
@@ -1734,6 +1733,19 @@ static void append_received(GString *out, const tr_lmtp_gateway *gw, const tr_lm
 	g_date_time_unref(now);
 }
 
+/* The store's view of the ticket goes into the headers: priority,
+ * category and team as the ticket has them (history may have raised the
+ * priority; a reply keeps its ticket's category). */
+static void apply_result(tr_pool *pool, tr_decision *d, const tr_ingest_result *r)
+{
+	if (r->priority >= 1 && r->priority <= TR_PRIORITY_COUNT)
+		d->priority = r->priority;
+	if (r->category[0] != '\0')
+		d->category = tr_pool_strdup(pool, r->category);
+	if (r->team[0] != '\0')
+		d->team = tr_pool_strdup(pool, r->team);
+}
+
 static void gateway_deliver(void *context, const tr_lmtp_envelope *env, tr_lmtp_rcpt_status *status)
 {
 	tr_lmtp_gateway *gw = context;
@@ -1743,6 +1755,7 @@ static void gateway_deliver(void *context, const tr_lmtp_envelope *env, tr_lmtp_
 	tr_decide_input input = { .now = g_get_real_time() / G_USEC_PER_SEC };
 	tr_decision decision;
 	memset(&decision, 0, sizeof(decision));
+	tr_engine *engine = tr_engine_slot_get(gw->engines);
 	tr_msg *msg = NULL;
 	GError *error = NULL;
 	const char *failure = NULL;
@@ -1750,7 +1763,7 @@ static void gateway_deliver(void *context, const tr_lmtp_envelope *env, tr_lmtp_
 	if (g_atomic_int_get(&gw->fail_classify)) {
 		failure = "internal error (test fault: classify)";
 	} else {
-		msg = tr_norm_parse(tr_engine_norm(gw->engine), TR_CHANNEL_LMTP, env->data, env->len, &error);
+		msg = tr_norm_parse(tr_engine_norm(engine), TR_CHANNEL_LMTP, env->data, env->len, &error);
 		if (msg == NULL) {
 			failure = error != NULL ? error->message : "the normalizer returned nothing";
 		} else {
@@ -1762,66 +1775,64 @@ static void gateway_deliver(void *context, const tr_lmtp_envelope *env, tr_lmtp_
 				to[i] = tr_pool_strdup(msg->pool, env->rcpts[i]);
 			msg->envelope_to = to;
 			msg->envelope_to_count = n;
-			tr_engine_decide(gw->engine, msg, &input, &decision);
+			tr_engine_decide(engine, msg, &input, &decision);
 		}
 	}
 	if (failure != NULL) {
 		/* Fail safe: pass on untouched when we can, else retry later. */
 		bool pass = settings->on_error == TR_LMTP_ON_ERROR_ACCEPT && gw->has_next_hop;
-		g_warning("lmtp %s: classification failed: %s; %s", env->session_id, failure,
-		          pass ? "passing the message on untouched" : "temporary failure");
+		tr_log_warning("lmtp %s: classification failed: %s; %s", env->session_id, failure,
+		               pass ? "passing the message on untouched" : "temporary failure");
 		g_clear_error(&error);
-		if (!pass) {
+		if (pass)
+			tr_lmtp_client_deliver(&gw->next_hop, settings->hostname, settings->limits.next_hop_timeout,
+			                       settings->soft_bounce, env, env->data, env->len, status);
+		else
 			set_all(status, n, TR_LMTP_DEFER, "4.3.0 Internal error, try again later");
-			return;
-		}
-		tr_lmtp_client_deliver(&gw->next_hop, settings->hostname, settings->limits.next_hop_timeout,
-		                       settings->soft_bounce, env, env->data, env->len, status);
+		tr_engine_free(&engine);
 		return;
 	}
 
-	char ticket[sizeof(((tr_channel_ingest_result *)0)->ticket)] = "";
-	const char *committed = "classified";
-	if (gw->ingest.ingest != NULL) {
-		tr_channel_ingest_request request = {
+	char ticket[sizeof(((tr_ingest_result *)0)->ticket)] = "";
+	const char *stored = "none";
+	if (gw->store.ingest != NULL) {
+		char *source = g_strdup_printf("lmtp %s from %s", env->session_id, env->client);
+		tr_ingest_input in = {
 			.channel = TR_CHANNEL_LMTP,
-			.envelope_from = env->mail_from,
-			.envelope_to = env->rcpts,
-			.envelope_to_count = n,
-			.queue_id = env->session_id,
 			.data = env->data,
 			.len = env->len,
-			.msg = msg,
-			.decision = &decision,
-			.input = &input,
-			.deadline = started + settings->limits.hook_timeout * G_USEC_PER_SEC,
+			.envelope_from = env->mail_from,
+			.envelope_to = env->rcpts,
+			.n_envelope_to = n,
+			.now = input.now,
+			.source = source,
 		};
-		tr_channel_ingest_result result = { .ticket = "" };
-		tr_channel_ingest_status st = gw->ingest.ingest(gw->ingest.context, &request, &result, &error);
-		if (st == TR_CHANNEL_INGEST_TEMPFAIL || st == TR_CHANNEL_INGEST_FULL ||
-		    (st != TR_CHANNEL_INGEST_COMMITTED && st != TR_CHANNEL_INGEST_DUPLICATE)) {
-			g_warning("lmtp %s: from=<%s> nrcpt=%zu: store: %s%s%s", env->session_id, env->mail_from, n,
-			          tr_channel_ingest_status_name(st), error != NULL ? ": " : "",
-			          error != NULL ? error->message : "");
+		tr_ingest_result result;
+		memset(&result, 0, sizeof(result));
+		bool ok = gw->store.ingest(gw->store.context, &in, &result, &error);
+		g_free(source);
+		if (!ok) {
+			bool full = g_error_matches(error, TR_STORE_ERROR, TR_STORE_ERROR_FULL);
+			tr_log_warning("lmtp %s: from=<%s> nrcpt=%zu: not committed: %s", env->session_id, env->mail_from, n,
+			               error != NULL ? error->message : "the store hook failed");
 			g_clear_error(&error);
-			if (st == TR_CHANNEL_INGEST_FULL)
+			if (full)
 				set_all(status, n, TR_LMTP_DEFER_FULL, "4.3.1 Insufficient system storage, try again later");
 			else
 				set_all(status, n, TR_LMTP_DEFER, "4.3.0 Temporary failure in the ticket store, try again later");
 			tr_msg_free(&msg);
+			tr_engine_free(&engine);
 			return;
 		}
-		g_clear_error(&error);
 		g_strlcpy(ticket, result.ticket, sizeof(ticket));
-		if (result.priority >= 1 && result.priority <= TR_PRIORITY_COUNT)
-			decision.priority = result.priority;
-		committed = tr_channel_ingest_status_name(st);
+		apply_result(msg->pool, &decision, &result);
+		stored = tr_ingest_kind_name(result.kind);
 	}
 
 	if (gw->has_next_hop) {
-		tr_channel_header headers[TR_CHANNEL_HEADERS_MAX];
-		size_t nh = tr_channel_triage_headers(msg->pool, &decision, ticket,
-		                                      (size_t)settings->limits.rules_header_bytes, "\r\n\t", headers);
+		tr_xtriage_header headers[TR_XTRIAGE_HEADERS_MAX];
+		size_t nh = tr_xtriage_headers(msg->pool, &decision, ticket, (size_t)settings->limits.rules_header_bytes,
+		                               "\r\n\t", headers);
 		GString *fwd = g_string_sized_new(env->len + 1024);
 		append_received(fwd, gw, env);
 		for (size_t i = 0; i < nh; i++)
@@ -1830,12 +1841,13 @@ static void gateway_deliver(void *context, const tr_lmtp_envelope *env, tr_lmtp_
 		tr_lmtp_client_deliver(&gw->next_hop, settings->hostname, settings->limits.next_hop_timeout,
 		                       settings->soft_bounce, env, fwd->str, fwd->len, status);
 		g_string_free(fwd, TRUE);
-		if (!settings->next_hop_required && gw->ingest.ingest != NULL) {
+		if (!settings->next_hop_required && gw->store.ingest != NULL) {
 			/* Configured so: the commit is what counts. */
 			for (size_t i = 0; i < n; i++) {
 				if (status[i].result != TR_LMTP_DELIVERED) {
-					g_warning("lmtp %s: <%s>: next hop failed (%s), accepted anyway (next_hop_required = no)",
-					          env->session_id, env->rcpts[i], status[i].text);
+					tr_log_warning("lmtp %s: <%s>: next hop failed (%s), accepted anyway "
+					               "(next_hop_required = no) ticket=%s",
+					               env->session_id, env->rcpts[i], status[i].text, ticket[0] ? ticket : "-");
 					status[i].result = TR_LMTP_DELIVERED;
 					status[i].code = 250;
 					g_snprintf(status[i].text, sizeof(status[i].text), "2.0.0 Ok: %s committed",
@@ -1847,20 +1859,20 @@ static void gateway_deliver(void *context, const tr_lmtp_envelope *env, tr_lmtp_
 		for (size_t i = 0; i < n; i++) {
 			status[i].result = TR_LMTP_DELIVERED;
 			status[i].code = 250;
-			g_snprintf(status[i].text, sizeof(status[i].text), "2.0.0 <%s> Ok: %s %s", env->rcpts[i],
-			           ticket[0] != '\0' ? ticket : "message", committed);
+			g_snprintf(status[i].text, sizeof(status[i].text), "2.0.0 <%s> Ok: %s (%s)", env->rcpts[i],
+			           ticket[0] != '\0' ? ticket : "message", stored);
 		}
 	}
 	size_t delivered = 0;
 	for (size_t i = 0; i < n; i++)
 		delivered += status[i].result == TR_LMTP_DELIVERED;
-	g_message("lmtp %s: from=<%s> nrcpt=%zu size=%zu priority=%s category=%s team=%s ticket=%s "
-	          "store=%s delivered=%zu/%zu (%.1f ms)",
-	          env->session_id, env->mail_from, n, env->len, tr_priority_name(decision.priority),
-	          decision.category, decision.team, ticket[0] != '\0' ? ticket : "-",
-	          gw->ingest.ingest != NULL ? committed : "none", delivered, n,
-	          (double)(g_get_monotonic_time() - started) / 1000.0);
+	tr_log_info("lmtp %s: from=<%s> nrcpt=%zu size=%zu priority=%s category=%s team=%s ticket=%s "
+	            "store=%s delivered=%zu/%zu (%.1f ms)",
+	            env->session_id, env->mail_from, n, env->len, tr_priority_name(decision.priority),
+	            decision.category, decision.team, ticket[0] != '\0' ? ticket : "-", stored, delivered, n,
+	            (double)(g_get_monotonic_time() - started) / 1000.0);
 	tr_msg_free(&msg);
+	tr_engine_free(&engine);
 }
 
 tr_lmtp_hook tr_lmtp_gateway_hook(tr_lmtp_gateway *gw)

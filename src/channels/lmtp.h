@@ -15,7 +15,7 @@
  *   client    a minimal LMTP/SMTP client for the next hop (content-filter
  *             mode: Dovecot LMTP, or Postfix's re-injection smtpd).
  *   gateway   the delivery hook triage uses: normalize + classify with the
- *             engine, commit through the ingest hook (channel.h), then
+ *             engine, commit through the store hook (tr_lmtp_store), then
  *             pass the message with X-Triage-* headers to the next hop.
  *
  * The one rule every layer keeps (DESIGN.md invariants 1 and 5): a
@@ -37,9 +37,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "channels/channel.h"
 #include "core/conf.h"
 #include "core/engine.h"
+#include "core/netaddr.h"
+#include "store/ingest.h"
 
 /* ---- settings ---- */
 
@@ -55,7 +56,6 @@ typedef struct {
 	int64_t data_timeout;      /* seconds between reads inside DATA */
 	int64_t shutdown_timeout;  /* seconds in-flight transactions get at shutdown */
 	int64_t next_hop_timeout;  /* seconds per next-hop read or write */
-	int64_t hook_timeout;      /* seconds the ticket store may take per message */
 	int64_t rules_header_bytes;/* length of the X-Triage-Rules list */
 } tr_lmtp_limits;
 
@@ -195,7 +195,7 @@ void tr_lmtp_server_free(tr_lmtp_server **server);
 
 typedef struct {
 	bool lmtp;                   /* LHLO and per-recipient replies, else EHLO */
-	tr_channel_listen addr;
+	tr_netaddr addr;
 } tr_lmtp_next_hop;
 
 /* Parse "lmtp:inet:HOST:PORT", "lmtp:unix:PATH", "smtp:inet:HOST:PORT"
@@ -215,16 +215,33 @@ void tr_lmtp_client_deliver(const tr_lmtp_next_hop *hop, const char *helo, int64
 
 /* ---- gateway: triage's delivery hook ---- */
 
+/*
+ * The ticket store behind the gateway: tr_ingest_message() with a context
+ * instead of a tr_ingest, because it is called from every connection
+ * thread at once (src/daemon/mailstore.h keeps one store connection per
+ * concurrent caller).  True when the message is committed — a new ticket,
+ * a reply, an agent's message or a duplicate of one committed before —
+ * with *result filled in; false with *error when nothing was committed
+ * (TR_STORE_ERROR_FULL: out of disk).
+ */
+typedef bool tr_lmtp_ingest_fn(void *context, const tr_ingest_input *input, tr_ingest_result *result,
+                               GError **error);
+
+typedef struct {
+	tr_lmtp_ingest_fn *ingest;     /* NULL: classification only */
+	void *context;
+} tr_lmtp_store;
+
 typedef struct tr_lmtp_gateway tr_lmtp_gateway;
 
 /*
- * engine, settings and ingest are borrowed.  ingest may be NULL (or have
- * a NULL function): classification only, which needs a next hop — with
- * neither, nothing would keep the message, and this returns NULL with
- * *error.
+ * engines (the engine in force, swapped on reload), settings and store are
+ * borrowed.  store may be NULL (or have a NULL function): classification
+ * only, which needs a next hop — with neither, nothing would keep the
+ * message, and this returns NULL with *error.
  */
-tr_lmtp_gateway *tr_lmtp_gateway_new(const tr_engine *engine, const tr_lmtp_settings *settings,
-                                     const tr_channel_ingest_hook *ingest, GError **error);
+tr_lmtp_gateway *tr_lmtp_gateway_new(tr_engine_slot *engines, const tr_lmtp_settings *settings,
+                                     const tr_lmtp_store *store, GError **error);
 void tr_lmtp_gateway_free(tr_lmtp_gateway **gateway);
 /* The hook to give to tr_lmtp_session_new / tr_lmtp_server_new. */
 tr_lmtp_hook tr_lmtp_gateway_hook(tr_lmtp_gateway *gateway);

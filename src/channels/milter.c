@@ -1,5 +1,4 @@
 /* milter.c — triage inside the MTA's SMTP session; see milter.h */
-#define G_LOG_DOMAIN "triage"
 #include "channels/milter.h"
 
 #include <errno.h>
@@ -9,8 +8,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/log.h"
+#include "core/netaddr.h"
 #include "core/normalize.h"
 #include "core/rules.h"
+#include "core/xtriage.h"
 
 const tr_conftab tr_milter_limits_table[] = {
 	{ "body_bytes", 256 * 1024, 1024, 64 * 1024 * 1024, TR_UNIT_BYTES, offsetof(tr_milter_limits, body_bytes),
@@ -28,6 +30,43 @@ const tr_conftab tr_milter_limits_table[] = {
 };
 
 #define DEFAULT_LISTEN "inet:10030@127.0.0.1"
+
+/* A list setting ("a, b c") as lowercased words; NULL or "" gives none. */
+static char **split_list(const char *text)
+{
+	GPtrArray *out = g_ptr_array_new();
+	if (text != NULL) {
+		char **words = g_strsplit_set(text, ", \t;", -1);
+		for (char **w = words; *w != NULL; w++) {
+			if (**w != '\0')
+				g_ptr_array_add(out, g_ascii_strdown(*w, -1));
+		}
+		g_strfreev(words);
+	}
+	g_ptr_array_add(out, NULL);
+	return (char **)g_ptr_array_free(out, FALSE);
+}
+
+/* The address inside "<...>" (after a source route), trimmed; in pool. */
+static const char *strip_brackets(tr_pool *pool, const char *text)
+{
+	while (*text == ' ' || *text == '\t')
+		text++;
+	const char *end = text + strlen(text);
+	if (*text == '<') {
+		const char *gt = strchr(text, '>');
+		text++;
+		end = gt != NULL ? gt : text + strlen(text);
+		if (*text == '@') {
+			const char *colon = memchr(text, ':', (size_t)(end - text));
+			if (colon != NULL)
+				text = colon + 1;
+		}
+	}
+	while (end > text && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	return tr_pool_strndup(pool, text, (size_t)(end - text));
+}
 
 /* ---- settings ---- */
 
@@ -92,13 +131,13 @@ void tr_milter_settings_load(tr_milter_settings *s, const tr_conf *conf, const c
 		"escalation_recipient", "quarantine_triggers", "quarantine_categories", NULL,
 	};
 	tr_milter_settings_default(s);
-	tr_channel_conf_load(tr_milter_limits_table, conf, diag, "milter", &s->limits, extra);
+	tr_conftab_load_keys(tr_milter_limits_table, conf, diag, "milter", &s->limits, extra);
 
 	char *listen = listen_override != NULL ? g_strdup(listen_override)
 	                                       : tr_conf_string(conf, "milter", "listen", DEFAULT_LISTEN);
-	tr_channel_listen addr;
+	tr_netaddr addr;
 	GError *error = NULL;
-	if (!tr_channel_listen_parse(listen, &addr, &error)) {
+	if (!tr_netaddr_parse(listen, &addr, &error)) {
 		if (listen_override != NULL)
 			tr_diag_error(diag, NULL, 0, "--listen: %s", error->message);
 		else
@@ -110,7 +149,7 @@ void tr_milter_settings_load(tr_milter_settings *s, const tr_conf *conf, const c
 
 	char *text = tr_conf_string(conf, "milter", "recipients", NULL);
 	g_strfreev(s->recipients);
-	s->recipients = tr_channel_split_list(text);
+	s->recipients = split_list(text);
 	for (char **r = s->recipients; *r != NULL; r++) {
 		const char *at = strchr(*r, '@');
 		if (at == NULL || at[1] == '\0' || strchr(at + 1, '@') != NULL)
@@ -126,7 +165,7 @@ void tr_milter_settings_load(tr_milter_settings *s, const tr_conf *conf, const c
 	if (text == NULL)
 		text = tr_conf_string(conf, "tickets", "agent_domains", NULL);
 	g_strfreev(s->agent_domains);
-	s->agent_domains = tr_channel_split_list(text);
+	s->agent_domains = split_list(text);
 	g_free(text);
 
 	text = tr_conf_string(conf, "tickets", "prefix", NULL);
@@ -148,7 +187,7 @@ void tr_milter_settings_load(tr_milter_settings *s, const tr_conf *conf, const c
 	g_free(text);
 
 	text = tr_conf_string(conf, "milter", "tag_priority", NULL);
-	char **words = tr_channel_split_list(text);
+	char **words = split_list(text);
 	for (char **w = words; *w != NULL; w++) {
 		int p;
 		if (strcmp(*w, "none") == 0)
@@ -164,7 +203,7 @@ void tr_milter_settings_load(tr_milter_settings *s, const tr_conf *conf, const c
 	s->escalation_recipient = tr_conf_bool(conf, diag, "milter", "escalation_recipient", false);
 
 	text = tr_conf_string(conf, "milter", "quarantine_triggers", NULL);
-	words = tr_channel_split_list(text);
+	words = split_list(text);
 	for (char **w = words; *w != NULL; w++) {
 		tr_trigger t;
 		if (tr_trigger_parse(*w, &t))
@@ -176,7 +215,7 @@ void tr_milter_settings_load(tr_milter_settings *s, const tr_conf *conf, const c
 	g_free(text);
 	text = tr_conf_string(conf, "milter", "quarantine_categories", NULL);
 	g_strfreev(s->quarantine_categories);
-	s->quarantine_categories = tr_channel_split_list(text);
+	s->quarantine_categories = split_list(text);
 	g_free(text);
 
 	load_team_mailboxes(s, conf, diag);
@@ -227,23 +266,20 @@ static bool agent_sender(const tr_milter_settings *s, const char *address)
 /* ---- the filter ---- */
 
 struct tr_milter {
-	const tr_engine *engine;
+	tr_engine_slot *engines;
 	const tr_milter_settings *settings;
-	tr_channel_ingest_hook ingest;
-	tr_channel_reply_hook reply;
+	tr_milter_store store;
 	gint fail_classify;
 };
 
-tr_milter *tr_milter_new(const tr_engine *engine, const tr_milter_settings *settings,
-                         const tr_channel_ingest_hook *ingest, const tr_channel_reply_hook *reply)
+tr_milter *tr_milter_new(tr_engine_slot *engines, const tr_milter_settings *settings,
+                         const tr_milter_store *store)
 {
 	tr_milter *m = g_new0(tr_milter, 1);
-	m->engine = engine;
+	m->engines = engines;
 	m->settings = settings;
-	if (ingest != NULL)
-		m->ingest = *ingest;
-	if (reply != NULL)
-		m->reply = *reply;
+	if (store != NULL)
+		m->store = *store;
 	return m;
 }
 
@@ -291,7 +327,7 @@ tr_milter_msg *tr_milter_msg_new(tr_milter *milter, const char *from)
 	tr_milter_msg *msg = g_new0(tr_milter_msg, 1);
 	msg->milter = milter;
 	msg->pool = tr_pool_new(4096);
-	msg->from = tr_channel_strip_brackets(msg->pool, from != NULL ? from : "");
+	msg->from = strip_brackets(msg->pool, from != NULL ? from : "");
 	msg->agent = agent_sender(milter->settings, msg->from);
 	msg->rcpts = g_ptr_array_new();
 	msg->raw = g_string_sized_new(8192);
@@ -318,7 +354,7 @@ void tr_milter_msg_free(tr_milter_msg **msgp)
 
 void tr_milter_msg_rcpt(tr_milter_msg *msg, const char *rcpt)
 {
-	const char *addr = tr_channel_strip_brackets(msg->pool, rcpt != NULL ? rcpt : "");
+	const char *addr = strip_brackets(msg->pool, rcpt != NULL ? rcpt : "");
 	g_ptr_array_add(msg->rcpts, (gpointer)addr);
 	if (tr_milter_selected(msg->milter->settings, addr))
 		msg->selected = true;
@@ -343,7 +379,7 @@ void tr_milter_msg_header(tr_milter_msg *msg, const char *name, const char *valu
 	char *lower = g_ascii_strdown(name, -1);
 	int count = GPOINTER_TO_INT(g_hash_table_lookup(msg->name_counts, lower)) + 1;
 	g_hash_table_replace(msg->name_counts, lower, GINT_TO_POINTER(count));
-	if (tr_channel_is_triage_header(name, strlen(name))) {
+	if (tr_xtriage_is_header(name, strlen(name))) {
 		/* Forged (or ours from an earlier pass): removed at eom, and never
 		 * shown to the classifier. */
 		triage_header h = { tr_pool_strdup(msg->pool, name), count };
@@ -379,7 +415,7 @@ static bool agent_reply_tagged(const tr_milter_msg *msg)
 		return false;
 	char *decoded = g_mime_utils_header_decode_text(NULL, msg->subject_raw);
 	char ticket[64];
-	bool tagged = tr_channel_find_ticket(decoded, msg->milter->settings->ticket_prefix, ticket, sizeof(ticket));
+	bool tagged = tr_xtriage_find_ticket(decoded, msg->milter->settings->ticket_prefix, ticket, sizeof(ticket));
 	g_free(decoded);
 	return tagged;
 }
@@ -387,7 +423,7 @@ static bool agent_reply_tagged(const tr_milter_msg *msg)
 tr_milter_verdict tr_milter_msg_eoh(tr_milter_msg *msg)
 {
 	end_headers(msg);
-	if (msg->agent && !msg->selected && (msg->milter->reply.record == NULL || !agent_reply_tagged(msg)))
+	if (msg->agent && !msg->selected && (msg->milter->store.reply == NULL || !agent_reply_tagged(msg)))
 		msg->agent = false;
 	return msg->selected || msg->agent ? TR_MILTER_CONTINUE : TR_MILTER_ACCEPT;
 }
@@ -502,7 +538,7 @@ static void quarantine(tr_milter_msg *msg, const tr_decision *d)
 static tr_milter_verdict fail_safe(tr_milter_msg *msg, const char *queue_id, const char *what)
 {
 	bool tempfail = msg->milter->settings->on_error == TR_MILTER_ON_ERROR_TEMPFAIL;
-	g_warning("milter %s: from=<%s>: %s; %s", queue_id != NULL ? queue_id : "-", msg->from, what,
+	tr_log_warning("milter %s: from=<%s>: %s; %s", queue_id != NULL ? queue_id : "-", msg->from, what,
 	          tempfail ? "temporary failure (on_error = tempfail)" : "accepted without triage (on_error = accept)");
 	g_array_set_size(msg->actions, 0);
 	if (tempfail)
@@ -512,35 +548,56 @@ static tr_milter_verdict fail_safe(tr_milter_msg *msg, const char *queue_id, con
 	return TR_MILTER_CONTINUE;
 }
 
-static void record_agent_reply(tr_milter_msg *msg, const tr_msg *parsed, const char *queue_id, bool *failed)
+/* The store's input for this message. */
+static tr_ingest_input ingest_input(const tr_milter_msg *msg, const char *source, int64_t now)
+{
+	return (tr_ingest_input){
+		.channel = TR_CHANNEL_MILTER,
+		.data = msg->raw->str,
+		.len = msg->raw->len,
+		.envelope_from = msg->from,
+		.envelope_to = (const char *const *)msg->rcpts->pdata,
+		.n_envelope_to = msg->rcpts->len,
+		.now = now,
+		.source = source,
+	};
+}
+
+static void record_agent_reply(tr_milter_msg *msg, const tr_msg *parsed, const char *qid, const char *source,
+                               int64_t now, bool *failed)
 {
 	const tr_milter *m = msg->milter;
 	char ticket[64];
-	if (!msg->agent || m->reply.record == NULL ||
-	    !tr_channel_find_ticket(parsed->subject, m->settings->ticket_prefix, ticket, sizeof(ticket)))
+	if (!msg->agent || m->store.reply == NULL ||
+	    !tr_xtriage_find_ticket(parsed->subject, m->settings->ticket_prefix, ticket, sizeof(ticket)))
 		return;
 	const char *agent = *parsed->from.address != '\0' && agent_sender(m->settings, parsed->from.address)
 	                    ? parsed->from.address : msg->from;
-	tr_channel_reply reply = {
-		.channel = TR_CHANNEL_MILTER,
-		.agent = agent,
-		.ticket = ticket,
-		.message_id = parsed->message_id,
-		.subject = parsed->subject,
-		.recipients = (const char *const *)msg->rcpts->pdata,
-		.recipients_count = msg->rcpts->len,
-		.time = g_get_real_time() / G_USEC_PER_SEC,
-		.deadline = g_get_monotonic_time() + m->settings->limits.hook_timeout * G_USEC_PER_SEC,
-	};
+	tr_ingest_input in = ingest_input(msg, source, now);
 	GError *error = NULL;
-	if (!m->reply.record(m->reply.context, &reply, &error)) {
-		g_warning("milter %s: agent reply %s by %s not recorded: %s", queue_id != NULL ? queue_id : "-",
-		          ticket, agent, error != NULL ? error->message : "unknown error");
+	bool recorded = false;
+	if (!m->store.reply(m->store.context, ticket, &in, &recorded, &error)) {
+		tr_log_warning("milter %s: agent reply on %s by %s not recorded: %s", qid, ticket, agent,
+		               error != NULL ? error->message : "the store hook failed");
 		g_clear_error(&error);
 		*failed = true;
 		return;
 	}
-	g_message("milter %s: first response: %s answered by %s", queue_id != NULL ? queue_id : "-", ticket, agent);
+	if (recorded)
+		tr_log_info("milter %s: ticket=%s answered by %s (first response recorded)", qid, ticket, agent);
+	else
+		tr_log_info("milter %s: %s answered by %s: no such ticket, nothing recorded", qid, ticket, agent);
+}
+
+/* The store's view of the ticket goes into the headers (see lmtp.c). */
+static void apply_result(tr_pool *pool, tr_decision *d, const tr_ingest_result *r)
+{
+	if (r->priority >= 1 && r->priority <= TR_PRIORITY_COUNT)
+		d->priority = r->priority;
+	if (r->category[0] != '\0')
+		d->category = tr_pool_strdup(pool, r->category);
+	if (r->team[0] != '\0')
+		d->team = tr_pool_strdup(pool, r->team);
 }
 
 tr_milter_verdict tr_milter_msg_eom(tr_milter_msg *msg, const char *queue_id,
@@ -550,9 +607,12 @@ tr_milter_verdict tr_milter_msg_eom(tr_milter_msg *msg, const char *queue_id,
 	const tr_milter_settings *s = m->settings;
 	const char *qid = queue_id != NULL ? queue_id : "-";
 	int64_t started = g_get_monotonic_time();
+	int64_t now = g_get_real_time() / G_USEC_PER_SEC;
 	tr_milter_verdict verdict = TR_MILTER_CONTINUE;
+	tr_engine *engine = NULL;
 	tr_msg *parsed = NULL;
 	GError *error = NULL;
+	char *source = NULL;
 	*actions_r = NULL;
 	*n_actions_r = 0;
 	g_array_set_size(msg->actions, 0);
@@ -564,7 +624,8 @@ tr_milter_verdict tr_milter_msg_eom(tr_milter_msg *msg, const char *queue_id,
 		verdict = fail_safe(msg, queue_id, "internal error (test fault: classify)");
 		goto out;
 	}
-	parsed = tr_norm_parse(tr_engine_norm(m->engine), TR_CHANNEL_MILTER, msg->raw->str, msg->raw->len, &error);
+	engine = tr_engine_slot_get(m->engines);
+	parsed = tr_norm_parse(tr_engine_norm(engine), TR_CHANNEL_MILTER, msg->raw->str, msg->raw->len, &error);
 	if (parsed == NULL) {
 		char *what = g_strdup_printf("cannot normalize: %s", error != NULL ? error->message : "?");
 		verdict = fail_safe(msg, queue_id, what);
@@ -580,11 +641,13 @@ tr_milter_verdict tr_milter_msg_eom(tr_milter_msg *msg, const char *queue_id,
 		to[i] = tr_pool_strdup(parsed->pool, g_ptr_array_index(msg->rcpts, i));
 	parsed->envelope_to = to;
 	parsed->envelope_to_count = msg->rcpts->len;
-	if (msg->body_bytes > (size_t)s->limits.body_bytes || msg->headers_truncated)
+	bool truncated = msg->body_bytes > (size_t)s->limits.body_bytes || msg->headers_truncated;
+	if (truncated)
 		parsed->flags |= TR_MSG_TRUNCATED_SIZE;
+	source = g_strdup_printf("milter %s%s", qid, truncated ? " (truncated to body_bytes)" : "");
 
 	bool hook_failed = false;
-	record_agent_reply(msg, parsed, queue_id, &hook_failed);
+	record_agent_reply(msg, parsed, qid, source, now, &hook_failed);
 	if (hook_failed) {
 		verdict = fail_safe(msg, queue_id, "the reply hook failed");
 		goto out;
@@ -592,66 +655,52 @@ tr_milter_verdict tr_milter_msg_eom(tr_milter_msg *msg, const char *queue_id,
 	if (!msg->selected)
 		goto out;   /* an agent's reply to a customer: nothing to change */
 
-	tr_decide_input input = { .now = g_get_real_time() / G_USEC_PER_SEC };
+	tr_decide_input input = { .now = now };
 	tr_decision d;
 	memset(&d, 0, sizeof(d));
-	tr_engine_decide(m->engine, parsed, &input, &d);
+	tr_engine_decide(engine, parsed, &input, &d);
 
-	char ticket[sizeof(((tr_channel_ingest_result *)0)->ticket)] = "";
+	char ticket[sizeof(((tr_ingest_result *)0)->ticket)] = "";
 	const char *stored = "none";
-	if (m->ingest.ingest != NULL) {
-		tr_channel_ingest_request request = {
-			.channel = TR_CHANNEL_MILTER,
-			.envelope_from = msg->from,
-			.envelope_to = (const char *const *)msg->rcpts->pdata,
-			.envelope_to_count = msg->rcpts->len,
-			.queue_id = queue_id,
-			.data = msg->raw->str,
-			.len = msg->raw->len,
-			.truncated = msg->body_bytes > (size_t)s->limits.body_bytes || msg->headers_truncated,
-			.msg = parsed,
-			.decision = &d,
-			.input = &input,
-			.deadline = started + s->limits.hook_timeout * G_USEC_PER_SEC,
-		};
-		tr_channel_ingest_result result = { .ticket = "" };
-		tr_channel_ingest_status st = m->ingest.ingest(m->ingest.context, &request, &result, &error);
-		if (st != TR_CHANNEL_INGEST_COMMITTED && st != TR_CHANNEL_INGEST_DUPLICATE) {
-			char *what = g_strdup_printf("ticket store: %s%s%s", tr_channel_ingest_status_name(st),
-			                             error != NULL ? ": " : "", error != NULL ? error->message : "");
+	if (m->store.ingest != NULL) {
+		tr_ingest_input in = ingest_input(msg, source, now);
+		tr_ingest_result result;
+		memset(&result, 0, sizeof(result));
+		if (!m->store.ingest(m->store.context, &in, &result, &error)) {
+			char *what = g_strdup_printf("not committed: %s", error != NULL ? error->message : "the store hook failed");
 			verdict = fail_safe(msg, queue_id, what);
 			g_free(what);
 			g_clear_error(&error);
 			goto out;
 		}
-		g_clear_error(&error);
 		g_strlcpy(ticket, result.ticket, sizeof(ticket));
-		if (result.priority >= 1 && result.priority <= TR_PRIORITY_COUNT)
-			d.priority = result.priority;
-		stored = tr_channel_ingest_status_name(st);
+		apply_result(parsed->pool, &d, &result);
+		stored = tr_ingest_kind_name(result.kind);
 	}
 	if (g_get_monotonic_time() - started > s->limits.hook_timeout * G_USEC_PER_SEC) {
-		/* Too late to be of use: the MTA may have given up on us already. */
-		verdict = fail_safe(msg, queue_id, "timeout");
+		/* Too late to be of use: the MTA may have given up on us already.
+		 * Whatever was committed is recognised when the message comes again. */
+		verdict = fail_safe(msg, queue_id, "timeout (hook_timeout)");
 		goto out;
 	}
 
 	delete_forged(msg);
-	tr_channel_header headers[TR_CHANNEL_HEADERS_MAX];
-	size_t nh = tr_channel_triage_headers(msg->pool, &d, ticket, (size_t)s->limits.rules_header_bytes,
-	                                      "\n\t", headers);
+	tr_xtriage_header headers[TR_XTRIAGE_HEADERS_MAX];
+	size_t nh = tr_xtriage_headers(msg->pool, &d, ticket, (size_t)s->limits.rules_header_bytes, "\n\t", headers);
 	for (size_t i = 0; i < nh; i++)
 		add_action(msg, TR_MILTER_ADD_HEADER, headers[i].name, 0, headers[i].value);
 	tag_subject(msg, parsed, &d, ticket);
 	escalation_rcpt(msg, &d);
 	quarantine(msg, &d);
-	g_message("milter %s: from=<%s> nrcpt=%u size=%zu priority=%s category=%s team=%s ticket=%s store=%s "
-	          "changes=%u (%.1f ms)",
-	          qid, msg->from, msg->rcpts->len, msg->body_bytes, tr_priority_name(d.priority), d.category,
-	          d.team, ticket[0] != '\0' ? ticket : "-", stored, msg->actions->len,
-	          (double)(g_get_monotonic_time() - started) / 1000.0);
+	tr_log_info("milter %s: from=<%s> nrcpt=%u size=%zu priority=%s category=%s team=%s ticket=%s store=%s "
+	            "changes=%u (%.1f ms)",
+	            qid, msg->from, msg->rcpts->len, msg->body_bytes, tr_priority_name(d.priority), d.category,
+	            d.team, ticket[0] != '\0' ? ticket : "-", stored, msg->actions->len,
+	            (double)(g_get_monotonic_time() - started) / 1000.0);
 out:
 	tr_msg_free(&parsed);
+	tr_engine_free(&engine);
+	g_free(source);
 	*actions_r = (const tr_milter_action *)(void *)msg->actions->data;
 	*n_actions_r = msg->actions->len;
 	return verdict;
@@ -690,7 +739,7 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 	tr_milter_msg *msg = tr_milter_msg_new(running, argv != NULL ? argv[0] : "");
 	if (smfi_setpriv(ctx, msg) != MI_SUCCESS) {
 		tr_milter_msg_free(&msg);
-		g_warning("milter: smfi_setpriv failed");
+		tr_log_warning("milter: smfi_setpriv failed");
 		return tr_milter_on_error_verdict(running) == TR_MILTER_TEMPFAIL ? SMFIS_TEMPFAIL : SMFIS_ACCEPT;
 	}
 	return SMFIS_CONTINUE;
@@ -762,7 +811,7 @@ static sfsistat cb_eom(SMFICTX *ctx)
 		for (size_t i = 0; i < n; i++) {
 			if (apply(ctx, &actions[i]) != MI_SUCCESS) {
 				tr_milter_verdict v = tr_milter_on_error_verdict(running);
-				g_warning("milter %s: the MTA refused a change (%s %s); %s", queue_id != NULL ? queue_id : "-",
+				tr_log_warning("milter %s: the MTA refused a change (%s %s); %s", queue_id != NULL ? queue_id : "-",
 				          actions[i].name != NULL ? actions[i].name : "", actions[i].value != NULL ? actions[i].value : "",
 				          v == TR_MILTER_TEMPFAIL ? "temporary failure" : "accepted as far as changed");
 				status = v == TR_MILTER_TEMPFAIL ? SMFIS_TEMPFAIL : SMFIS_ACCEPT;
@@ -788,10 +837,10 @@ static sfsistat cb_close(SMFICTX *ctx)
 
 bool tr_milter_run(tr_milter *m, GError **error)
 {
-	tr_channel_listen addr;
-	if (!tr_channel_listen_parse(m->settings->listen, &addr, error))
+	tr_netaddr addr;
+	if (!tr_netaddr_parse(m->settings->listen, &addr, error))
 		return false;
-	char *spec = tr_channel_listen_milter_spec(&addr);
+	char *spec = tr_netaddr_milter_spec(&addr);
 	struct smfiDesc desc = {
 		.xxfi_name = (char *)"triage",
 		.xxfi_version = SMFI_VERSION,
@@ -822,7 +871,7 @@ bool tr_milter_run(tr_milter *m, GError **error)
 		running = NULL;
 		return false;
 	}
-	g_message("milter: listening on %s", spec);
+	tr_log_info("milter: listening on %s", spec);
 	int rc = smfi_main();
 	running = NULL;
 	if (rc != MI_SUCCESS) {

@@ -6,13 +6,13 @@
  * end of message it classifies with the engine and:
  *   - removes every X-Triage-* header that came from outside (by index),
  *   - adds X-Triage-Priority, -Category, -Tier, -Team, -Sentiment,
- *     -Escalate (when escalating), -Ticket (when the ingest hook made one)
+ *     -Escalate (when escalating), -Ticket (when the store made one)
  *     and -Rules,
  *   - optionally tags the subject ("[P1] ", "[TKT-000042] "), adds the
  *     team's escalation mailbox as a recipient, quarantines.
  * Other mail passes untouched (the filter says ACCEPT after the headers).
  * An agent's reply (sender domain in agent_domains, a ticket tag in the
- * subject) is reported to the reply hook (first response).
+ * subject) is stored on its ticket (first response).
  *
  * Fail-safe (DESIGN.md invariant 5): an internal error, a failing or slow
  * hook gives the configured on_error action — accept (the message passes
@@ -35,9 +35,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "channels/channel.h"
 #include "core/conf.h"
 #include "core/engine.h"
+#include "store/ingest.h"
 
 /* ---- settings ---- */
 
@@ -82,14 +82,40 @@ void tr_milter_settings_clear(tr_milter_settings *settings);
 /* True when rcpt (with or without <>) is one of the selected recipients. */
 bool tr_milter_selected(const tr_milter_settings *settings, const char *rcpt);
 
+/* ---- the ticket store behind the filter ---- */
+
+/*
+ * ingest: commit the message — tr_ingest_message() with a context instead
+ * of a tr_ingest (it is called from every MTA connection's thread at once;
+ * src/daemon/mailstore.h keeps one store connection per concurrent
+ * caller).  True when committed (a new ticket, a reply, a duplicate of
+ * one committed before) with *result filled in; false with *error when
+ * nothing was committed.
+ *
+ * reply: an agent's answer to ticket (the tag found in its subject) passed
+ * through: record it on that ticket (first response).  True with
+ * *recorded_r false when there is no such ticket (nothing to do); false
+ * with *error on store trouble.
+ */
+typedef bool tr_milter_ingest_fn(void *context, const tr_ingest_input *input, tr_ingest_result *result,
+                                 GError **error);
+typedef bool tr_milter_reply_fn(void *context, const char *ticket, const tr_ingest_input *input,
+                                bool *recorded_r, GError **error);
+
+typedef struct {
+	tr_milter_ingest_fn *ingest;   /* NULL: classification only */
+	tr_milter_reply_fn *reply;     /* NULL: agent replies are not recorded */
+	void *context;
+} tr_milter_store;
+
 /* ---- the filter ---- */
 
 typedef struct tr_milter tr_milter;
 
-/* engine, settings and the hooks are borrowed and must outlive it; the
- * hooks may be NULL. */
-tr_milter *tr_milter_new(const tr_engine *engine, const tr_milter_settings *settings,
-                         const tr_channel_ingest_hook *ingest, const tr_channel_reply_hook *reply);
+/* engines (the engine in force, swapped on reload), settings and store
+ * are borrowed and must outlive it; store may be NULL. */
+tr_milter *tr_milter_new(tr_engine_slot *engines, const tr_milter_settings *settings,
+                         const tr_milter_store *store);
 void tr_milter_free(tr_milter **milter);
 /* TEST ONLY: make every classification fail as an internal error would. */
 void tr_milter_fail_classify(tr_milter *milter, bool fail);

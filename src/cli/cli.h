@@ -10,8 +10,9 @@
 
 #include <glib.h>
 
-#include "channels/channel.h"
 #include "core/engine.h"
+#include "store/outbox.h"
+#include "store/store.h"
 
 #define TR_EXIT_OK 0
 #define TR_EXIT_FAIL 1
@@ -22,6 +23,15 @@ typedef int tr_cli_fn(int argc, char **argv);
 int tr_cli_classify(int argc, char **argv);
 int tr_cli_check_config(int argc, char **argv);
 int tr_cli_eval(int argc, char **argv);
+int tr_cli_ingest(int argc, char **argv);
+int tr_cli_tickets(int argc, char **argv);
+int tr_cli_show(int argc, char **argv);
+int tr_cli_ticket_op(int argc, char **argv);
+int tr_cli_sla_tick(int argc, char **argv);
+int tr_cli_outbox(int argc, char **argv);
+int tr_cli_deliver(int argc, char **argv);
+int tr_cli_serve(int argc, char **argv);
+int tr_cli_report(int argc, char **argv);
 int tr_cli_lmtp(int argc, char **argv);
 int tr_cli_milter(int argc, char **argv);
 
@@ -41,14 +51,20 @@ gboolean tr_cli_parse_time(const char *text, gint64 *time_r);
 
 /* Load the engine, printing every diagnostic to stderr; NULL on error. */
 tr_engine *tr_cli_engine(const char *config_path);
+/* Open the store named by the engine's config ([store] path) or --db;
+ * errors printed; NULL on error. */
+tr_store *tr_cli_store(const tr_engine *engine, const char *db_override);
+/* Outbox options from [outbound] and [xmpp]; *domain_r must be g_free'd. */
+void tr_cli_outbox_options(const tr_engine *engine, tr_outbox_options *options, char **domain_r);
+/* --by NAME, else the invoking user's name. */
+const char *tr_cli_actor(const char *by);
 
 /*
- * TEST ONLY (test_hooks.c): stand-in store hooks and faults from the
- * TRIAGE_TEST_* environment variables; all off when none is set.  False
- * (with a message) when a variable is malformed.
+ * TEST ONLY (test_hooks.c): TRIAGE_TEST_FAULT=classify makes every
+ * classification of `triage lmtp` / `triage milter` fail like an internal
+ * error would (to test on_error).  False (with a message) when the
+ * variable is malformed; a warning when it is set.
  */
-bool tr_cli_test_hooks(const char *command, tr_channel_ingest_hook *ingest, tr_channel_reply_hook *reply,
-                       bool *fail_classify);
-void tr_cli_test_hooks_free(void);
+bool tr_cli_test_fault(const char *command, bool *fail_classify);
 
 #endif

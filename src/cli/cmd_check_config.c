@@ -5,14 +5,18 @@
 #include "channels/lmtp.h"
 #include "channels/milter.h"
 #include "cli/cli.h"
+#include "core/template.h"
+#include "store/store.h"
 
 int tr_cli_check_config(int argc, char **argv)
 {
 	char *config = NULL;
-	gboolean verbose = FALSE;
+	gboolean verbose = FALSE, limits = FALSE;
 	GOptionEntry entries[] = {
 		{ "config", 'c', 0, G_OPTION_ARG_FILENAME, &config, "configuration file", "CONFIG" },
 		{ "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "print the effective settings", NULL },
+		{ "limits", 0, 0, G_OPTION_ARG_NONE, &limits,
+		  "print every named limit as a Markdown table (docs/limits.md) and exit", NULL },
 		{ NULL, 0, 0, 0, NULL, NULL, NULL },
 	};
 	if (!tr_cli_parse("check-config", "",
@@ -24,15 +28,33 @@ int tr_cli_check_config(int argc, char **argv)
 		fprintf(stderr, "triage check-config: unexpected argument '%s'\n", argv[1]);
 		return TR_EXIT_USAGE;
 	}
+	if (limits) {
+		GString *out = g_string_new("| limit | default | range | what it bounds |\n| --- | --- | --- | --- |\n");
+		tr_conftab_markdown(tr_norm_limits_table, "limits", out);
+		tr_conftab_markdown(tr_rules_limits_table, "rules", out);
+		tr_conftab_markdown(tr_store_limits_table, "store", out);
+		tr_conftab_markdown(tr_lmtp_limits_table, "lmtp", out);
+		tr_conftab_markdown(tr_milter_limits_table, "milter", out);
+		for (const tr_tmpl_limit *l = tr_tmpl_limits(); l->name != NULL; l++)
+			g_string_append_printf(out, "| `(templates) %s` | %zu | fixed | %s |\n", l->name, l->value, l->doc);
+		fputs(out->str, stdout);
+		g_string_free(out, TRUE);
+		g_free(config);
+		return TR_EXIT_OK;
+	}
 	const char *path = tr_cli_config_path(config);
 	tr_diag *diag = tr_diag_new();
 	tr_engine *engine = tr_engine_load(path, diag);
-	/* The mail channels' groups ([lmtp], [milter]) are checked too. */
+	/* The store's groups ([store], [tickets], [ack]) and the mail
+	 * channels' ([lmtp], [milter]) too. */
 	tr_lmtp_settings lmtp;
 	tr_milter_settings milter;
 	memset(&lmtp, 0, sizeof(lmtp));
 	memset(&milter, 0, sizeof(milter));
 	if (engine != NULL) {
+		tr_store_settings settings;
+		tr_store_settings_load(&settings, tr_engine_conf(engine), NULL, diag);
+		tr_store_settings_clear(&settings);
 		tr_lmtp_settings_load(&lmtp, tr_engine_conf(engine), NULL, diag);
 		tr_milter_settings_load(&milter, tr_engine_conf(engine), NULL, diag);
 		if (tr_diag_error_count(diag) > 0)

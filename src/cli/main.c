@@ -19,6 +19,19 @@ static const struct {
 	{ "classify", tr_cli_classify, "normalize and classify messages, print the decision" },
 	{ "check-config", tr_cli_check_config, "validate the configuration and everything it names" },
 	{ "eval", tr_cli_eval, "category accuracy, precision/recall/F1 on a labeled CSV file" },
+	{ "ingest", tr_cli_ingest, "run files, maildirs and mboxes through the whole pipeline into the store" },
+	{ "tickets", tr_cli_tickets, "list tickets" },
+	{ "show", tr_cli_show, "one ticket: messages, decisions, events, SLA state" },
+	{ "ack", tr_cli_ticket_op, "record the first response / acknowledge the escalation" },
+	{ "assign", tr_cli_ticket_op, "assign a ticket to a person" },
+	{ "pause", tr_cli_ticket_op, "pause the SLA clocks of a ticket" },
+	{ "resume", tr_cli_ticket_op, "resume the SLA clocks of a ticket" },
+	{ "resolve", tr_cli_ticket_op, "resolve a ticket" },
+	{ "sla-tick", tr_cli_sla_tick, "queue SLA ladder actions that are due (for cron)" },
+	{ "outbox", tr_cli_outbox, "list queued actions; retry a failed one" },
+	{ "serve", tr_cli_serve, "the daemon: channels, outbox worker, SLA clock" },
+	{ "deliver", tr_cli_deliver, "deliver due mail actions through the [smtp] relay (for cron)" },
+	{ "report", tr_cli_report, "support dashboard: volume, SLA compliance, escalations (text, JSON, HTML)" },
 	{ "lmtp", tr_cli_lmtp, "LMTP/SMTP listener: classify, commit, pass on with X-Triage-* headers" },
 	{ "milter", tr_cli_milter, "milter for Postfix/Sendmail: X-Triage-* headers, subject tags" },
 };
@@ -32,62 +45,6 @@ static void usage(FILE *out)
 	fprintf(out, "\n`triage COMMAND --help` describes each command.\n"
 	             "Configuration: -c FILE, else $TRIAGE_CONFIG, else %s/triage.conf\n",
 	        TR_SYSCONFDIR);
-}
-
-const char *tr_cli_config_path(const char *option_value)
-{
-	if (option_value != NULL)
-		return option_value;
-	const char *env = g_getenv("TRIAGE_CONFIG");
-	if (env != NULL && *env != '\0')
-		return env;
-	return TR_SYSCONFDIR "/triage.conf";
-}
-
-gboolean tr_cli_parse(const char *command, const char *params, const char *summary,
-                      GOptionEntry *entries, int *argc, char ***argv)
-{
-	GOptionContext *ctx = g_option_context_new(params);
-	g_option_context_set_summary(ctx, summary);
-	g_option_context_add_main_entries(ctx, entries, NULL);
-	char *prgname = g_strdup_printf("triage %s", command);
-	g_set_prgname(prgname);
-	g_free(prgname);
-	GError *error = NULL;
-	gboolean ok = g_option_context_parse(ctx, argc, argv, &error);
-	if (!ok) {
-		fprintf(stderr, "triage %s: %s (try --help)\n", command, error->message);
-		g_error_free(error);
-	}
-	g_option_context_free(ctx);
-	return ok;
-}
-
-gboolean tr_cli_parse_time(const char *text, gint64 *time_r)
-{
-	char *end = NULL;
-	gint64 n = g_ascii_strtoll(text, &end, 10);
-	if (end != text && *end == '\0' && n >= 0) {
-		*time_r = n;
-		return TRUE;
-	}
-	GDateTime *dt = g_date_time_new_from_iso8601(text, NULL);
-	if (dt == NULL)
-		return FALSE;
-	*time_r = g_date_time_to_unix(dt);
-	g_date_time_unref(dt);
-	return TRUE;
-}
-
-tr_engine *tr_cli_engine(const char *config_path)
-{
-	tr_diag *diag = tr_diag_new();
-	tr_engine *engine = tr_engine_load(config_path, diag);
-	const GPtrArray *msgs = tr_diag_messages(diag);
-	for (guint i = 0; i < msgs->len; i++)
-		fprintf(stderr, "triage: %s\n", (const char *)g_ptr_array_index(msgs, i));
-	tr_diag_free(&diag);
-	return engine;
 }
 
 int main(int argc, char **argv)

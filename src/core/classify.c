@@ -34,14 +34,26 @@ static tr_sentiment_values score_sentiment(const tr_sentiment *sentiment, const 
 	return v;
 }
 
+void tr_classify_signals(const tr_classifier *classifier, const tr_msg *msg, tr_signals *signals)
+{
+	memset(signals, 0, sizeof(*signals));
+	if (classifier->rules != NULL)
+		signals->hits = tr_rules_match(classifier->rules, msg, &signals->n_hits);
+	signals->sentiment = score_sentiment(classifier->sentiment, msg);
+}
+
+void tr_classify_decide(const tr_classifier *classifier, const tr_msg *msg, const tr_signals *signals,
+                        const tr_decide_input *input, tr_decision *decision)
+{
+	tr_policy_decide(classifier->policy, msg, signals, input, decision);
+}
+
 void tr_classify(const tr_classifier *classifier, const tr_msg *msg, const tr_decide_input *input,
                  tr_decision *decision)
 {
-	tr_signals signals = { 0 };
-	if (classifier->rules != NULL)
-		signals.hits = tr_rules_match(classifier->rules, msg, &signals.n_hits);
-	signals.sentiment = score_sentiment(classifier->sentiment, msg);
-	tr_policy_decide(classifier->policy, msg, &signals, input, decision);
+	tr_signals signals;
+	tr_classify_signals(classifier, msg, &signals);
+	tr_classify_decide(classifier, msg, &signals, input, decision);
 }
 
 const char *tr_classify_contribution(tr_pool *pool, const tr_rule *rule)

@@ -24,6 +24,13 @@ typedef struct {
 void tr_classify(const tr_classifier *classifier, const tr_msg *msg, const tr_decide_input *input,
                  tr_decision *decision);
 
+/* The two halves of tr_classify(): what the message says (rules, sentiment;
+ * in msg->pool), and the decision from it.  The store decides twice when
+ * history adds triggers (repeat contact, mass incident), matching once. */
+void tr_classify_signals(const tr_classifier *classifier, const tr_msg *msg, tr_signals *signals);
+void tr_classify_decide(const tr_classifier *classifier, const tr_msg *msg, const tr_signals *signals,
+                        const tr_decide_input *input, tr_decision *decision);
+
 /* "category billing +3, urgency high, trigger churn" for a rule (in pool). */
 const char *tr_classify_contribution(tr_pool *pool, const tr_rule *rule);
 

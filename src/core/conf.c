@@ -414,6 +414,12 @@ static const char *unit_hint(tr_unit unit)
 void tr_conftab_load(const tr_conftab *tab, const tr_conf *conf, tr_diag *diag,
                      const char *group, void *target)
 {
+	tr_conftab_load_keys(tab, conf, diag, group, target, NULL);
+}
+
+void tr_conftab_load_keys(const tr_conftab *tab, const tr_conf *conf, tr_diag *diag,
+                          const char *group, void *target, const char *const *extra_keys)
+{
 	tr_conftab_defaults(tab, target);
 	if (!g_key_file_has_group(conf->kf, group))
 		return;
@@ -435,6 +441,8 @@ void tr_conftab_load(const tr_conftab *tab, const tr_conf *conf, tr_diag *diag,
 			*(int64_t *)((char *)target + row->offset) = v;
 		g_free(text);
 	}
+	for (const char *const *k = extra_keys; k != NULL && *k != NULL; k++)
+		g_ptr_array_add(known, (gpointer)*k);
 	g_ptr_array_add(known, NULL);
 	tr_conf_check_keys(conf, diag, group, (const char *const *)known->pdata);
 	g_ptr_array_free(known, TRUE);
@@ -448,5 +456,44 @@ void tr_conftab_print(const tr_conftab *tab, const void *target, GString *out)
 		                       ", %" G_GINT64_FORMAT "..%" G_GINT64_FORMAT ")%s\n",
 		                       row->name, (gint64)v, row->doc, (gint64)row->def,
 		                       (gint64)row->min, (gint64)row->max, unit_hint(row->unit));
+	}
+}
+
+static void format_value(int64_t v, tr_unit unit, char *buf, size_t size)
+{
+	if (unit == TR_UNIT_BYTES && v >= 1024 * 1024 && v % (1024 * 1024) == 0)
+		g_snprintf(buf, size, "%" G_GINT64_FORMAT "M", (gint64)v / (1024 * 1024));
+	else if (unit == TR_UNIT_BYTES && v >= 1024 && v % 1024 == 0)
+		g_snprintf(buf, size, "%" G_GINT64_FORMAT "K", (gint64)v / 1024);
+	else if (unit == TR_UNIT_SECONDS && v >= 86400 && v % 86400 == 0)
+		g_snprintf(buf, size, "%" G_GINT64_FORMAT "d", (gint64)v / 86400);
+	else if (unit == TR_UNIT_SECONDS && v >= 3600 && v % 3600 == 0)
+		g_snprintf(buf, size, "%" G_GINT64_FORMAT "h", (gint64)v / 3600);
+	else if (unit == TR_UNIT_SECONDS && v >= 60 && v % 60 == 0)
+		g_snprintf(buf, size, "%" G_GINT64_FORMAT "m", (gint64)v / 60);
+	else if (unit == TR_UNIT_SECONDS)
+		g_snprintf(buf, size, "%" G_GINT64_FORMAT "s", (gint64)v);
+	else
+		g_snprintf(buf, size, "%" G_GINT64_FORMAT, (gint64)v);
+}
+
+void tr_conftab_markdown(const tr_conftab *tab, const char *group, GString *out)
+{
+	for (const tr_conftab *row = tab; row->name != NULL; row++) {
+		char def[32], min[32], max[32];
+		format_value(row->def, row->unit, def, sizeof(def));
+		format_value(row->min, row->unit, min, sizeof(min));
+		format_value(row->max, row->unit, max, sizeof(max));
+		const char *doc = row->doc;
+		char grp[32];
+		/* Tables spanning groups say "[group] ..." in their doc. */
+		if (doc[0] == '[' && strchr(doc, ']') != NULL) {
+			size_t n = (size_t)(strchr(doc, ']') - doc - 1);
+			g_snprintf(grp, sizeof(grp), "%.*s", (int)MIN(n, sizeof(grp) - 1), doc + 1);
+			doc = strchr(doc, ']') + 2;
+		} else {
+			g_strlcpy(grp, group, sizeof(grp));
+		}
+		g_string_append_printf(out, "| `[%s] %s` | %s | %s … %s | %s |\n", grp, row->name, def, min, max, doc);
 	}
 }

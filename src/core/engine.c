@@ -8,6 +8,7 @@
 #define TEXTCAT_MODELS "/usr/share/libexttextcat"
 
 struct tr_engine {
+	gint refs;
 	tr_conf *conf;
 	tr_lang *lang;
 	tr_norm *norm;
@@ -16,6 +17,7 @@ struct tr_engine {
 	tr_rules *rules;
 	tr_sentiment *sentiment;
 	tr_policy *policy;
+	tr_outbound *outbound;
 	tr_classifier classifier;
 };
 
@@ -49,6 +51,7 @@ tr_engine *tr_engine_load(const char *config_path, tr_diag *diag)
 	if (conf == NULL)
 		return NULL;
 	tr_engine *engine = g_new0(tr_engine, 1);
+	engine->refs = 1;
 	engine->conf = conf;
 
 	if (!g_key_file_has_group(tr_conf_keyfile(conf), "triage"))
@@ -79,6 +82,7 @@ tr_engine *tr_engine_load(const char *config_path, tr_diag *diag)
 	g_free(rules_path);
 	load_sentiment(engine, diag);
 	engine->policy = tr_policy_load(conf, engine->rules != NULL ? tr_rules_categories(engine->rules) : NULL, diag);
+	engine->outbound = tr_outbound_load(conf, diag);
 	engine->classifier.rules = engine->rules;
 	engine->classifier.sentiment = engine->sentiment;
 	engine->classifier.policy = engine->policy;
@@ -88,12 +92,72 @@ tr_engine *tr_engine_load(const char *config_path, tr_diag *diag)
 	return engine;
 }
 
+tr_engine *tr_engine_ref(tr_engine *engine)
+{
+	g_atomic_int_inc(&engine->refs);
+	return engine;
+}
+
+struct tr_engine_slot {
+	GMutex lock;
+	tr_engine *engine;
+	unsigned generation;
+};
+
+tr_engine_slot *tr_engine_slot_new(tr_engine *engine)
+{
+	tr_engine_slot *slot = g_new0(tr_engine_slot, 1);
+	g_mutex_init(&slot->lock);
+	slot->engine = engine;
+	return slot;
+}
+
+tr_engine *tr_engine_slot_get(tr_engine_slot *slot)
+{
+	g_mutex_lock(&slot->lock);
+	tr_engine *e = tr_engine_ref(slot->engine);
+	g_mutex_unlock(&slot->lock);
+	return e;
+}
+
+void tr_engine_slot_set(tr_engine_slot *slot, tr_engine *engine)
+{
+	g_mutex_lock(&slot->lock);
+	tr_engine *old = slot->engine;
+	slot->engine = engine;
+	slot->generation++;
+	g_mutex_unlock(&slot->lock);
+	tr_engine_free(&old);
+}
+
+unsigned tr_engine_slot_generation(tr_engine_slot *slot)
+{
+	g_mutex_lock(&slot->lock);
+	unsigned g = slot->generation;
+	g_mutex_unlock(&slot->lock);
+	return g;
+}
+
+void tr_engine_slot_free(tr_engine_slot **slotp)
+{
+	tr_engine_slot *slot = *slotp;
+	if (slot == NULL)
+		return;
+	*slotp = NULL;
+	tr_engine_free(&slot->engine);
+	g_mutex_clear(&slot->lock);
+	g_free(slot);
+}
+
 void tr_engine_free(tr_engine **enginep)
 {
 	tr_engine *engine = *enginep;
 	if (engine == NULL)
 		return;
 	*enginep = NULL;
+	if (!g_atomic_int_dec_and_test(&engine->refs))
+		return;
+	tr_outbound_free(&engine->outbound);
 	tr_policy_free(&engine->policy);
 	tr_sentiment_free(&engine->sentiment);
 	tr_rules_free(&engine->rules);
@@ -121,6 +185,22 @@ const tr_classifier *tr_engine_classifier(const tr_engine *engine)
 const tr_policy *tr_engine_policy(const tr_engine *engine)
 {
 	return engine->policy;
+}
+
+const tr_outbound *tr_engine_outbound(const tr_engine *engine)
+{
+	return engine->outbound;
+}
+
+void tr_engine_signals(const tr_engine *engine, const tr_msg *msg, tr_signals *signals)
+{
+	tr_classify_signals(&engine->classifier, msg, signals);
+}
+
+void tr_engine_decide_signals(const tr_engine *engine, const tr_msg *msg, const tr_signals *signals,
+                              const tr_decide_input *input, tr_decision *decision)
+{
+	tr_classify_decide(&engine->classifier, msg, signals, input, decision);
 }
 
 void tr_engine_decide(const tr_engine *engine, const tr_msg *msg, const tr_decide_input *input,

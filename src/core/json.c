@@ -115,6 +115,11 @@ void tr_json_msg(JsonBuilder *b, const tr_msg *msg)
 	}
 	json_builder_end_array(b);
 
+	json_builder_set_member_name(b, "bounced");
+	json_builder_begin_array(b);
+	for (size_t i = 0; i < msg->bounced_count; i++)
+		json_builder_add_string_value(b, msg->bounced[i]);
+	json_builder_end_array(b);
 	json_builder_set_member_name(b, "auto_generated");
 	json_builder_add_boolean_value(b, tr_msg_is_auto(msg));
 	member_bits(b, "auto", msg->auto_flags, TR_AUTO_COUNT, tr_msg_auto_name);

@@ -26,7 +26,7 @@ static const char *const words[N_LANGS] = {
 	         "être fonctionne",
 	/* pt */ "os as é não que um uma do da dos das em no na para com por meu minha está "
 	         "obrigado obrigada olá você vocês mas ou se ao seu sua isso este esta tenho conta "
-	         "ainda desde também",
+	         "ainda desde também favor consigo estou preciso pelo pela nosso nossa",
 	/* it */ "il lo la gli le è non che di un una per con mi mio sono ho grazie buongiorno "
 	         "ciao questo della del nel anche ma ancora funziona",
 	/* nl */ "de het een en is niet ik je u we wij van voor met op dat die zijn ben heb hebben "
@@ -88,19 +88,23 @@ static inline bool is_word_byte(unsigned char c)
 	return g_ascii_isalpha(c) || c >= 0x80;
 }
 
-static const char *textcat_guess(tr_lang *lang, const char *text, size_t len)
+/* libexttextcat's verdict; with several candidates, the first one when it
+ * agrees with the function-word leader (hint). */
+static const char *textcat_guess(tr_lang *lang, const char *text, size_t len, const char *hint)
 {
 	if (lang->textcat == NULL || len < 24)
 		return NULL;
 	g_mutex_lock(&lang->textcat_lock);
 	const char *guess = textcat_Classify(lang->textcat, text, len);
 	const char *result = NULL;
-	/* A single "[xx]" is a verdict; several candidates or SHORT/UNKNOWN are not. */
+	/* "[xx]" is a verdict; "[xx][yy]..." one only when xx agrees with the
+	 * word count; SHORT and UNKNOWN are none. */
 	if (guess != NULL && guess[0] == '[') {
 		const char *close = strchr(guess, ']');
-		if (close != NULL && close[1] == '\0') {
+		if (close != NULL) {
 			char *code = g_strndup(guess + 1, (size_t)(close - guess - 1));
-			result = g_intern_string(code);
+			if (close[1] == '\0' || (hint != NULL && strcmp(code, hint) == 0))
+				result = g_intern_string(code);
 			g_free(code);
 		}
 	}
@@ -115,7 +119,8 @@ const char *tr_lang_detect(tr_lang *lang, const char *text, size_t len)
 		while (len > 0 && ((unsigned char)text[len] & 0xC0) == 0x80)
 			len--;  /* do not cut a UTF-8 sequence */
 	}
-	unsigned score[N_LANGS] = { 0 };
+	/* A word shared by n languages gives each of them 1/n. */
+	double score[N_LANGS] = { 0 };
 	unsigned total_words = 0;
 	char word[32];
 	size_t i = 0;
@@ -150,13 +155,14 @@ const char *tr_lang_detect(tr_lang *lang, const char *text, size_t len)
 				word[c] = g_ascii_tolower(text[start + c]);
 			word[wlen] = '\0';
 			guint mask = GPOINTER_TO_UINT(g_hash_table_lookup(lang->word_langs, word));
+			double share = mask != 0 ? 1.0 / __builtin_popcount(mask) : 0;
 			for (unsigned l = 0; mask != 0; l++, mask >>= 1) {
 				if (mask & 1u)
-					score[l]++;
+					score[l] += share;
 			}
 		}
 	}
-	unsigned best = 0, second = 0;
+	double best = 0, second = 0;
 	int best_lang = -1;
 	for (unsigned l = 0; l < N_LANGS; l++) {
 		if (score[l] > best) {
@@ -167,10 +173,10 @@ const char *tr_lang_detect(tr_lang *lang, const char *text, size_t len)
 			second = score[l];
 		}
 	}
-	/* Decisive: a few hits and a clear lead over the runner-up. */
-	if (best_lang >= 0 && best >= 3 && best * 2 >= second * 3)
+	/* Decisive: enough evidence and a clear lead over the runner-up. */
+	if (best_lang >= 0 && best >= 2 && best >= second * 1.5)
 		return codes[best_lang];
 	if (total_words < 4)
-		return best_lang >= 0 && best >= 2 && second == 0 ? codes[best_lang] : NULL;
-	return textcat_guess(lang, text, len);
+		return best_lang >= 0 && best >= 1.5 && second == 0 ? codes[best_lang] : NULL;
+	return textcat_guess(lang, text, len, best_lang >= 0 && best > second ? codes[best_lang] : NULL);
 }

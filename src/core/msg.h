@@ -120,6 +120,11 @@ typedef struct tr_msg {
 	struct tr_header { const char *name; const char *value; } *headers;
 	size_t headers_count;
 
+	/* Recipients a delivery status notification reports as permanently
+	 * failed (Action: failed, Status: 5.x.x), lowercase. */
+	const char **bounced;
+	size_t bounced_count;
+
 	unsigned auto_flags;       /* TR_AUTO_* */
 	unsigned flags;            /* TR_MSG_* */
 	tr_auth auth;

@@ -635,6 +635,7 @@ static void read_threading(const tr_norm *norm, tr_msg *msg, GMimeMessage *messa
 struct walk {
 	const tr_norm *norm;
 	tr_msg *msg;
+	GPtrArray *bounced;
 	GString *plain;     /* text/plain of the message itself */
 	GString *html;      /* text/html of the message itself */
 	GString *embedded;  /* text of the first attached message, last resort */
@@ -753,6 +754,60 @@ static void append_text(GString *buf, const char *text, size_t len, size_t cap)
 
 static void walk(struct walk *w, GMimeObject *obj, unsigned depth, bool embedded);
 
+/* Per-recipient blocks of a DSN (RFC 3464): permanent failures only. */
+static void read_delivery_status(struct walk *w, GMimePart *part)
+{
+	GMimeDataWrapper *content = g_mime_part_get_content(part);
+	if (content == NULL)
+		return;
+	GMimeStream *mem = g_mime_stream_mem_new();
+	g_mime_data_wrapper_write_to_stream(content, mem);
+	GByteArray *bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+	size_t len = MIN(bytes->len, (guint)65536);
+	if (len == 0) {
+		g_object_unref(mem);
+		return;
+	}
+	char *text = g_strndup((const char *)bytes->data, len);
+	g_object_unref(mem);
+	char *recipient = NULL;
+	bool failed = false, permanent = false;
+	char **lines = g_strsplit(text, "\n", -1);
+	for (char **l = lines;; l++) {
+		char *line = *l != NULL ? g_strstrip(*l) : NULL;
+		if (line == NULL || *line == '\0') {
+			/* End of a block. */
+			if (recipient != NULL && failed && permanent && w->bounced->len < 100)
+				g_ptr_array_add(w->bounced, tr_pool_strdup(w->msg->pool, recipient));
+			g_clear_pointer(&recipient, g_free);
+			failed = permanent = false;
+			if (line == NULL)
+				break;
+			continue;
+		}
+		if (g_ascii_strncasecmp(line, "Final-Recipient:", 16) == 0) {
+			const char *v = strchr(line + 16, ';');
+			v = v != NULL ? v + 1 : line + 16;
+			while (*v == ' ' || *v == '<')
+				v++;
+			g_free(recipient);
+			recipient = g_ascii_strdown(v, (gssize)strcspn(v, "> \t\r"));
+			if (strchr(recipient, '@') == NULL || !g_utf8_validate(recipient, -1, NULL))
+				g_clear_pointer(&recipient, g_free);
+		} else if (g_ascii_strncasecmp(line, "Action:", 7) == 0) {
+			failed = strstr(line + 7, "failed") != NULL;
+		} else if (g_ascii_strncasecmp(line, "Status:", 7) == 0) {
+			const char *v = line + 7;
+			while (*v == ' ')
+				v++;
+			permanent = *v == '5';
+		}
+	}
+	g_strfreev(lines);
+	g_free(recipient);
+	g_free(text);
+}
+
 static void walk_leaf(struct walk *w, GMimePart *part, bool embedded)
 {
 	tr_msg *msg = w->msg;
@@ -763,8 +818,10 @@ static void walk_leaf(struct walk *w, GMimePart *part, bool embedded)
 	bool is_text = strcmp(type, "text/plain") == 0 || strcmp(type, "text/html") == 0;
 	if (is_text && filename != NULL && disposition == NULL)
 		is_attachment = true;  /* a named text file without disposition */
-	if (strcmp(type, "message/delivery-status") == 0 || strcmp(type, "message/global-delivery-status") == 0)
+	if (strcmp(type, "message/delivery-status") == 0 || strcmp(type, "message/global-delivery-status") == 0) {
 		msg->auto_flags |= TR_AUTO_BOUNCE;
+		read_delivery_status(w, part);
+	}
 	if (!is_text || is_attachment) {
 		add_attachment(w, filename, type, decoded_size(part));
 		return;
@@ -991,9 +1048,14 @@ tr_msg *tr_norm_parse(const tr_norm *norm, tr_channel channel, const char *data,
 	struct walk w = {
 		.norm = norm, .msg = msg,
 		.plain = g_string_new(NULL), .html = g_string_new(NULL), .embedded = g_string_new(NULL),
-		.attachments = g_ptr_array_new(),
+		.attachments = g_ptr_array_new(), .bounced = g_ptr_array_new(),
 	};
 	walk(&w, g_mime_message_get_mime_part(message), 0, false);
+	msg->bounced_count = w.bounced->len;
+	msg->bounced = tr_pool_alloc_array(msg->pool, w.bounced->len + 1, sizeof(char *));
+	for (guint i = 0; i < w.bounced->len; i++)
+		msg->bounced[i] = g_ptr_array_index(w.bounced, i);
+	g_ptr_array_free(w.bounced, TRUE);
 	if (w.repaired)
 		msg->flags |= TR_MSG_CHARSET_REPAIRED;
 	msg->attachments_count = w.attachments->len;

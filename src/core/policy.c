@@ -47,7 +47,14 @@ typedef struct {
 	assign_mode assign;
 	char *oncall;            /* rotation name */
 	volatile gint next;      /* round-robin counter */
+	tr_team_info info;
+	char *mailbox, *room, *lead, *manager, *director;
 } team;
+
+typedef struct {
+	tr_person_info info;
+	char *name, *display, *email, *jid;
+} person;
 
 typedef struct {
 	char *name;
@@ -74,7 +81,9 @@ struct tr_policy {
 	sla_tier sla[TR_CUSTOMER_TIER_COUNT];
 	GPtrArray *routes;       /* route* */
 	GHashTable *teams;       /* name -> team* */
-	GHashTable *people;      /* name -> NULL (set) */
+	GHashTable *people;      /* name -> person* */
+	GHashTable *people_by_address; /* lowercase email/jid -> person* (borrowed) */
+	int64_t ack_timeout[TR_PRIORITY_COUNT];
 	GHashTable *rotations;   /* name -> rotation* */
 	GHashTable *calendars;   /* name -> tr_calendar* */
 	tr_customers *customers;
@@ -99,6 +108,8 @@ bool tr_priority_parse(const char *text, int *priority_r)
 }
 
 /* ------------------------------------------------------------------ helpers */
+
+static bool is_our_address(const tr_policy *p, const char *address);
 
 static char **list(const tr_conf *conf, const char *group, const char *key)
 {
@@ -217,6 +228,10 @@ static void builtin_defaults(tr_policy *p)
 	p->default_team = g_strdup("support");
 	p->default_tier = g_strdup("L1");
 	p->default_language = g_strdup("en");
+	p->ack_timeout[0] = 5 * 60;
+	p->ack_timeout[1] = 15 * 60;
+	p->ack_timeout[2] = 3600;
+	p->ack_timeout[3] = 4 * 3600;
 	/* urgency x impact: P1 high x high ... P4 low x low */
 	static const int m[3][3] = { { 4, 4, 3 }, { 4, 3, 2 }, { 3, 2, 1 } };  /* [u-1][i-1] */
 	for (int u = 1; u <= 3; u++)
@@ -480,7 +495,22 @@ static void team_free(gpointer data)
 	g_free(t->name);
 	g_strfreev(t->members);
 	g_free(t->oncall);
+	g_free(t->mailbox);
+	g_free(t->room);
+	g_free(t->lead);
+	g_free(t->manager);
+	g_free(t->director);
 	g_free(t);
+}
+
+static void person_free(gpointer data)
+{
+	person *pe = data;
+	g_free(pe->name);
+	g_free(pe->display);
+	g_free(pe->email);
+	g_free(pe->jid);
+	g_free(pe);
 }
 
 static void rotation_free(gpointer data)
@@ -512,7 +542,23 @@ static void load_teams(tr_policy *p, const tr_conf *conf, tr_diag *diag)
 	for (gsize i = 0; i < n; i++) {
 		if (strncmp(groups[i], "person ", 7) == 0) {
 			tr_conf_check_keys(conf, diag, groups[i], person_keys);
-			g_hash_table_add(p->people, g_strdup(groups[i] + 7));
+			person *pe = g_new0(person, 1);
+			pe->name = g_strdup(groups[i] + 7);
+			pe->display = tr_conf_string(conf, groups[i], "name", pe->name);
+			char *email = tr_conf_string(conf, groups[i], "email", NULL);
+			char *jid = tr_conf_string(conf, groups[i], "jid", NULL);
+			pe->email = email != NULL ? g_ascii_strdown(email, -1) : NULL;
+			pe->jid = jid != NULL ? g_ascii_strdown(jid, -1) : NULL;
+			g_free(email);
+			g_free(jid);
+			if (pe->email != NULL && strchr(pe->email, '@') == NULL)
+				tr_conf_error(conf, diag, groups[i], "email", "'%s' is not an address", pe->email);
+			pe->info = (tr_person_info){ pe->name, pe->display, pe->email, pe->jid };
+			if (pe->email != NULL)
+				g_hash_table_insert(p->people_by_address, g_strdup(pe->email), pe);
+			if (pe->jid != NULL)
+				g_hash_table_insert(p->people_by_address, g_strdup(pe->jid), pe);
+			g_hash_table_insert(p->people, g_strdup(pe->name), pe);
 		}
 	}
 	static const char *const team_keys[] = {
@@ -533,11 +579,17 @@ static void load_teams(tr_policy *p, const tr_conf *conf, tr_diag *diag)
 			t->members = list(conf, g, "members");
 			check_people(p, conf, diag, g, "members", t->members);
 			const char *roles[] = { "lead", "manager", "director" };
+			char **slots[] = { &t->lead, &t->manager, &t->director };
 			for (int k = 0; k < 3; k++) {
 				char **who = list(conf, g, roles[k]);
 				check_people(p, conf, diag, g, roles[k], who);
+				if (who != NULL && who[0] != NULL)
+					*slots[k] = g_strdup(who[0]);
 				g_strfreev(who);
 			}
+			t->mailbox = tr_conf_string(conf, g, "mailbox", NULL);
+			t->room = tr_conf_string(conf, g, "room", NULL);
+			t->info = (tr_team_info){ t->name, t->mailbox, t->room, t->lead, t->manager, t->director };
 			char *assign = tr_conf_string(conf, g, "assign", "none");
 			if (strcmp(assign, "round-robin") == 0)
 				t->assign = ASSIGN_ROUND_ROBIN;
@@ -653,7 +705,8 @@ tr_policy *tr_policy_load(const tr_conf *main, const char *const *categories, tr
 	tr_policy *p = g_new0(tr_policy, 1);
 	p->routes = g_ptr_array_new_with_free_func(route_free);
 	p->teams = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, team_free);
-	p->people = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	p->people = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, person_free);
+	p->people_by_address = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	p->rotations = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, rotation_free);
 	p->calendars = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, calendar_free);
 	builtin_defaults(p);
@@ -678,6 +731,20 @@ tr_policy *tr_policy_load(const tr_conf *main, const char *const *categories, tr
 			const char *g = groups[i];
 			if (strcmp(g, "classifier") == 0 || strcmp(g, "priority") == 0)
 				continue;
+			if (strcmp(g, "escalation") == 0) {
+				static const char *const keys[] = {
+					"ack_timeout_P1", "ack_timeout_P2", "ack_timeout_P3", "ack_timeout_P4", NULL,
+				};
+				tr_conf_check_keys(conf, diag, g, keys);
+				for (int pr = 0; pr < TR_PRIORITY_COUNT; pr++) {
+					char *v = tr_conf_string(conf, g, keys[pr], NULL);
+					if (v != NULL && (!tr_conf_parse_int(v, TR_UNIT_SECONDS, &p->ack_timeout[pr]) ||
+					                  p->ack_timeout[pr] < 60))
+						tr_conf_error(conf, diag, g, keys[pr], "'%s' is not a duration of at least 1m", v);
+					g_free(v);
+				}
+				continue;
+			}
 			if (strncmp(g, "trigger ", 8) == 0)
 				load_trigger(p, conf, diag, g);
 			else if (strncmp(g, "sla ", 4) == 0)
@@ -686,8 +753,8 @@ tr_policy *tr_policy_load(const tr_conf *main, const char *const *categories, tr
 				load_route(p, conf, diag, g, categories);
 			else
 				tr_diag_error(diag, tr_conf_path(conf), tr_conf_line(conf, g, NULL),
-				              "[%s]: unknown group ([classifier], [priority], [trigger NAME], "
-				              "[sla TIER], [route NAME])", g);
+				              "[%s]: unknown group ([classifier], [priority], [escalation], "
+				              "[trigger NAME], [sla TIER], [route NAME])", g);
 		}
 		g_strfreev(groups);
 		/* Every team named by a route must exist (when teams are configured). */
@@ -747,6 +814,7 @@ void tr_policy_free(tr_policy **policyp)
 	}
 	g_ptr_array_unref(p->routes);
 	g_hash_table_destroy(p->teams);
+	g_hash_table_destroy(p->people_by_address);
 	g_hash_table_destroy(p->people);
 	g_hash_table_destroy(p->rotations);
 	g_hash_table_destroy(p->calendars);
@@ -762,6 +830,34 @@ const tr_customers *tr_policy_customers(const tr_policy *p)
 const tr_calendar *tr_policy_calendar(const tr_policy *p, const char *name)
 {
 	return name != NULL ? g_hash_table_lookup(p->calendars, name) : NULL;
+}
+
+const tr_team_info *tr_policy_team(const tr_policy *p, const char *name)
+{
+	const team *t = name != NULL ? g_hash_table_lookup(p->teams, name) : NULL;
+	return t != NULL ? &t->info : NULL;
+}
+
+const tr_person_info *tr_policy_person(const tr_policy *p, const char *name)
+{
+	const person *pe = name != NULL ? g_hash_table_lookup(p->people, name) : NULL;
+	return pe != NULL ? &pe->info : NULL;
+}
+
+const tr_person_info *tr_policy_person_by_address(const tr_policy *p, const char *address)
+{
+	const person *pe = address != NULL ? g_hash_table_lookup(p->people_by_address, address) : NULL;
+	return pe != NULL ? &pe->info : NULL;
+}
+
+int64_t tr_policy_ack_timeout(const tr_policy *p, int priority)
+{
+	return priority >= 1 && priority <= TR_PRIORITY_COUNT ? p->ack_timeout[priority - 1] : 3600;
+}
+
+bool tr_policy_is_our_address(const tr_policy *p, const char *address)
+{
+	return is_our_address(p, address);
 }
 
 double tr_policy_negative_sentiment(const tr_policy *p)

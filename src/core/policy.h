@@ -117,6 +117,34 @@ const tr_calendar *tr_policy_calendar(const tr_policy *policy, const char *name)
 /* Who is on call for a team at time t; false when the team has no rotation. */
 bool tr_policy_oncall(const tr_policy *policy, const char *team, int64_t t,
                       const char **primary_r, const char **secondary_r);
+/* A team as configured in teams.conf (strings owned by the policy). */
+typedef struct {
+	const char *name;
+	const char *mailbox;     /* escalation mailbox or NULL */
+	const char *room;        /* XMPP MUC room JID or NULL */
+	const char *lead, *manager, *director;  /* person names or NULL */
+} tr_team_info;
+
+/* A person (teams.conf [person NAME]). */
+typedef struct {
+	const char *name;        /* the key */
+	const char *display;     /* "Ana Lima" or the key */
+	const char *email;       /* or NULL */
+	const char *jid;         /* or NULL */
+} tr_person_info;
+
+/* NULL when unknown. */
+const tr_team_info *tr_policy_team(const tr_policy *policy, const char *team);
+const tr_person_info *tr_policy_person(const tr_policy *policy, const char *name);
+/* The person whose email or jid is address (lowercase), or NULL. */
+const tr_person_info *tr_policy_person_by_address(const tr_policy *policy, const char *address);
+/* Seconds an escalation of this priority may go unacknowledged before it
+ * goes to the secondary on-call (twice that: the manager).  [escalation]
+ * ack_timeout_P1..P4 in policy.conf; defaults 5m, 15m, 1h, 4h. */
+int64_t tr_policy_ack_timeout(const tr_policy *policy, int priority);
+/* Is address one of ours ([classifier] our_addresses)? */
+bool tr_policy_is_our_address(const tr_policy *policy, const char *address);
+
 /* The threshold below which sentiment is a trigger. */
 double tr_policy_negative_sentiment(const tr_policy *policy);
 

@@ -748,13 +748,19 @@ static bool parse_approx(loader *ld, const tr_conf *conf, tr_diag *diag, const c
 		tr_conf_error(conf, diag, group, "approx", "longer than 64 characters");
 		return false;
 	}
-	/* Each edit (a transposition counts as one) may break two pieces;
-	 * with 2k+1 pieces one of them always survives unchanged. */
+	/* Pigeonhole prefilter: with k edits, one of k+1 pieces occurs
+	 * unchanged — except a transposition across a piece boundary, which
+	 * breaks two; with 2k+1 pieces even that is covered.  Pieces shorter
+	 * than 3 characters ("re", "nd") occur everywhere and would send TRE to
+	 * work on every line, so 2k+1 pieces are used only when they are at
+	 * least 3 characters long, else k+1. */
 	size_t pieces = (size_t)(2 * r->max_cost + 1);
-	if (r->approx_n < pieces * 2 || r->approx_n < 4) {
+	if (r->approx_n < pieces * 3)
+		pieces = (size_t)(r->max_cost + 1);
+	if (r->approx_n < pieces * 3) {
 		tr_conf_error(conf, diag, group, "approx",
 		              "'%s' is too short for max_cost %d (needs %zu characters; use phrases)",
-		              value, r->max_cost, MAX(pieces * 2, (size_t)4));
+		              value, r->max_cost, pieces * 3);
 		return false;
 	}
 	for (size_t i = 0; i < r->approx_n; i++) {
@@ -1192,6 +1198,14 @@ static char *match_text(const match_ctx *ctx, const char *text, size_t *len_r)
 	return folded;
 }
 
+static int compare_windows(gconstpointer a, gconstpointer b)
+{
+	const approx_window *x = a, *y = b;
+	if (x->rule != y->rule)
+		return x->rule < y->rule ? -1 : 1;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
 static void match_field(match_ctx *ctx, tr_field field, const char *header, const char *raw,
                         const unsigned *only, unsigned n_only)
 {
@@ -1255,12 +1269,7 @@ static void match_field(match_ctx *ctx, tr_field field, const char *header, cons
 				size_t ws = start > use->aux + slack ? start - use->aux - slack : 0;
 				size_t we = MIN(len, ws + r->pattern_len + 2 * slack);
 				approx_window w = { r->index, ws, we };
-				guint n = ctx->windows->len;
-				approx_window *last = n > 0 ? &g_array_index(ctx->windows, approx_window, n - 1) : NULL;
-				if (last != NULL && last->rule == w.rule && w.start <= last->end)
-					last->end = MAX(last->end, w.end);
-				else
-					g_array_append_val(ctx->windows, w);
+				g_array_append_val(ctx->windows, w);
 				break;
 			}
 			}
@@ -1277,11 +1286,21 @@ static void match_field(match_ctx *ctx, tr_field field, const char *header, cons
 		    rule_language_ok(r, ctx->msg))
 			run_regex(ctx, r, field, header, text, len);
 	}
-	for (guint i = 0; i < ctx->windows->len; i++) {
-		const approx_window *w = &g_array_index(ctx->windows, approx_window, i);
-		const tr_rule *r = rules->rules[w->rule];
+	/* One TRE run per rule and stretch of text: windows of the same rule
+	 * (from different pieces, interleaved with other rules) merged. */
+	g_array_sort(ctx->windows, compare_windows);
+	for (guint i = 0; i < ctx->windows->len;) {
+		approx_window w = g_array_index(ctx->windows, approx_window, i++);
+		while (i < ctx->windows->len) {
+			const approx_window *next = &g_array_index(ctx->windows, approx_window, i);
+			if (next->rule != w.rule || next->start > w.end)
+				break;
+			w.end = MAX(w.end, next->end);
+			i++;
+		}
+		const tr_rule *r = rules->rules[w.rule];
 		if (ctx->state[r->index] != STATE_FIRED && rule_language_ok(r, ctx->msg))
-			run_approx(ctx, r, field, header, text, len, w->start, w->end);
+			run_approx(ctx, r, field, header, text, len, w.start, w.end);
 	}
 }
 

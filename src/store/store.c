@@ -201,6 +201,8 @@ static const char *const migrations[] = {
 	" message_id TEXT,"
 	" content_hash TEXT NOT NULL,"
 	" sender TEXT NOT NULL DEFAULT '',"
+	" sender_name TEXT,"
+	" refs TEXT,"                               /* References, space-separated */
 	" subject TEXT NOT NULL DEFAULT '',"
 	" size INTEGER NOT NULL DEFAULT 0,"
 	" at INTEGER NOT NULL,"
@@ -245,6 +247,7 @@ static const char *const migrations[] = {
 	");"
 	"CREATE INDEX outbox_due ON outbox(state, next_attempt_at);"
 	"CREATE INDEX outbox_ticket ON outbox(ticket_id);"
+	"CREATE INDEX outbox_message_id ON outbox(message_id);"
 	"CREATE TABLE sla_ladder ("
 	" ticket_id INTEGER NOT NULL REFERENCES tickets(id),"
 	" clock TEXT NOT NULL,"                     /* first_response, resolution, escalation */
@@ -252,6 +255,13 @@ static const char *const migrations[] = {
 	" at INTEGER NOT NULL,"
 	" PRIMARY KEY (ticket_id, clock, step)"
 	");"
+	"CREATE TABLE ticket_bands ("              /* similarity bands (similar.h) */
+	" band INTEGER NOT NULL,"
+	" ticket_id INTEGER NOT NULL,"
+	" created_at INTEGER NOT NULL"
+	");"
+	"CREATE INDEX ticket_bands_band ON ticket_bands(band, created_at);"
+	"CREATE INDEX ticket_bands_created ON ticket_bands(created_at);"
 	"CREATE TABLE ack_log ("
 	" address TEXT NOT NULL,"
 	" at INTEGER NOT NULL,"

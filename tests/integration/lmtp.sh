@@ -4,10 +4,9 @@
 # passing mail on to the real Dovecot LMTP with X-Triage-* headers, a
 # failing ticket store (451/452) and a next hop that is down, Postfix
 # delivering to it as a transport (and retrying after a 451), unix
-# sockets, and a clean shutdown.
-#
-# The ticket store is the TEST-ONLY stand-in of src/cli/test_hooks.c
-# (TRIAGE_TEST_INGEST=memory|tempfail|full), see docs/mta.md.
+# sockets, and a clean shutdown.  The ticket store is the real one (SQLite
+# in $SRV_DIR); a store that cannot be opened (--db /dev/null/…) is the
+# failure case.
 set -u
 TR_TOP=${TR_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$TR_TOP/tests/lib/tap.sh"
@@ -22,6 +21,7 @@ srv_free_port TRIAGE_PORT
 
 CONF_DIR=$SRV_DIR/triage-conf
 cp -R "$TR_TOP/conf" "$CONF_DIR"
+sed -i "s|^templates = .*|templates = $TR_TOP/templates|" "$CONF_DIR/triage.conf"
 cat >>"$CONF_DIR/triage.conf" <<EOF
 
 [lmtp]
@@ -30,17 +30,19 @@ next_hop = lmtp:inet:127.0.0.1:$LMTP_PORT
 message_bytes = 64K
 errors = 5
 EOF
-INGEST_LOG=$SRV_DIR/ingest.log
+DB=$SRV_DIR/triage.db
+BAD_DB=/dev/null/triage.db   # cannot be created: the store is down
 
-# start_lmtp NAME [ENV=VALUE...] [-- TRIAGE_ARGS...]: triage lmtp in the background.
+# start_lmtp NAME [ENV=VALUE...] [-- TRIAGE_ARGS...]: triage lmtp in the
+# background (default arguments: our port and the good store).
 start_lmtp() {
 	local name=$1 envs=() args=()
 	shift
 	while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
 	[ "${1:-}" = -- ] && shift
 	args=("$@")
-	[ ${#args[@]} -gt 0 ] || args=(--listen "inet:127.0.0.1:$TRIAGE_PORT")
-	srv_spawn "$name" "$SRV_DIR/$name.log" env TRIAGE_TEST_INGEST_LOG="$INGEST_LOG" "${envs[@]}" \
+	[ ${#args[@]} -gt 0 ] || args=(--db "$DB" --listen "inet:127.0.0.1:$TRIAGE_PORT")
+	srv_spawn "$name" "$SRV_DIR/$name.log" env "${envs[@]}" \
 		"$TRIAGE" lmtp -c "$CONF_DIR/triage.conf" "${args[@]}"
 	if [[ ${args[*]} == *unix:* ]]; then
 		wait_until 10 test -S "${args[-1]#unix:}" || { srv_log_tail "$SRV_DIR/$name.log"; bail "triage lmtp ($name) did not start"; }
@@ -49,7 +51,10 @@ start_lmtp() {
 	fi
 }
 
-# lmtp_to_triage PROTOCOL FROM TO FILE [SWAKS_ARGS...]: swaks transcript.
+# tickets: how many tickets the store holds.
+tickets() { "$TRIAGE" tickets -c "$CONF_DIR/triage.conf" --db "$DB" --json 2>/dev/null | grep -c '"ticket"'; }
+
+# to_triage PROTOCOL FROM TO FILE [SWAKS_ARGS...]: swaks transcript.
 to_triage() {
 	local proto=$1 from=$2 to=$3 file=$4
 	shift 4
@@ -79,7 +84,7 @@ OUTAGE=$SRV_DIR/outage.eml
 make_msg "$OUTAGE" "URGENT: production API down for everyone" \
 	"Our production API is down, all users get 500 errors. Please escalate immediately." "outage-1@bigcorp.example"
 
-start_lmtp lmtp TRIAGE_TEST_INGEST=memory
+start_lmtp lmtp
 
 # --- LMTP mode, through to Dovecot ---------------------------------------------
 out=$(to_triage LMTP dana@bigcorp.example support@example.test "$OUTAGE")
@@ -101,13 +106,14 @@ like "$delivered" '^X-Triage-Rules: .*urgency\.urgent' "... X-Triage-Rules"
 like "$delivered" 'by triage\.example\.test \(triage\) with LMTP' "... and our Received: line"
 is "$(grep -c '^X-Triage-Priority:' <<<"$delivered")" 1 "the forged X-Triage-Priority: P4 is gone (one header left)"
 is "$(grep -c 'TKT-999999' <<<"$delivered")" 0 "the forged X-Triage-Ticket is gone"
-like "$(cat "$INGEST_LOG")" '^committed TKT-000001 outage-1@bigcorp\.example P1' "the store hook was called once, before the 250"
+is "$(tickets)" 1 "the store holds one ticket"
+like "$("$TRIAGE" show -c "$CONF_DIR/triage.conf" --db "$DB" TKT-000001 --json)" '"channel" *: *"lmtp"' "... TKT-000001, from the LMTP channel"
 
 # The same message again (an MTA retry): the store says duplicate, still 250.
 out=$(to_triage LMTP dana@bigcorp.example support@example.test "$OUTAGE")
 ok $? "a redelivered message is accepted again"
-like "$(tail -n1 "$INGEST_LOG")" '^duplicate TKT-000001 outage-1@bigcorp\.example' "... recognised as a duplicate, same ticket"
-is "$(grep -c 'outage-1' "$INGEST_LOG")" 2 "... and no second ticket"
+like "$(grep 'outage-1\|from=<dana@bigcorp.example>' "$SRV_DIR/lmtp.log" | tail -n1)" 'ticket=TKT-000001 store=duplicate' "... recognised as a duplicate of TKT-000001"
+is "$(tickets)" 1 "... and no second ticket"
 
 # --- two recipients, one unknown to Dovecot: per-recipient replies -------------
 MSG2=$SRV_DIR/billing.eml
@@ -155,22 +161,21 @@ last=$(imap_fetch support INBOX "$(imap_count support INBOX)" | tr -d '\r')
 like "$last" '^\.dot-stuffed line$' "dot-stuffing undone on the way in, redone on the way to Dovecot"
 srv_kill lmtp
 
-# --- a failing store: 451 / 452, nothing passed on ----------------------------------------
+# --- a store that cannot be opened: 451, nothing passed on ----------------------------------
 before=$(imap_count support INBOX)
-start_lmtp lmtp-tempfail TRIAGE_TEST_INGEST=tempfail
+start_lmtp lmtp-nostore -- --db "$BAD_DB" --listen "inet:127.0.0.1:$TRIAGE_PORT"
+like "$(cat "$SRV_DIR/lmtp-nostore.log")" 'ticket store cannot be opened' "a store that cannot be opened is logged at start (the listener runs on)"
 out=$(to_triage LMTP dana@bigcorp.example support@example.test "$MSG2")
 [ $? -ne 0 ]
-ok $? "store failing: the message is not accepted"
+ok $? "store down: the message is not accepted"
 like "$out" '<\*\* 451 4\.3\.0 Temporary failure in the ticket store' "... 451 4.3.0"
 is "$(imap_count support INBOX)" "$before" "... and nothing was passed on"
-srv_kill lmtp-tempfail
-start_lmtp lmtp-full TRIAGE_TEST_INGEST=full
 out=$(to_triage ESMTP dana@bigcorp.example support@example.test "$MSG2")
-like "$out" '<\*\* 452 4\.3\.1' "disk full: 452 4.3.1"
-srv_kill lmtp-full
+like "$out" '<\*\* 451 4\.3\.0' "SMTP mode: 451 4.3.0 too"
+srv_kill lmtp-nostore
 
 # --- Postfix delivers to triage as a transport; a 451 is retried -------------------------
-start_lmtp lmtp-tempfail2 TRIAGE_TEST_INGEST=tempfail
+start_lmtp lmtp-nostore2 -- --db "$BAD_DB" --listen "inet:127.0.0.1:$TRIAGE_PORT"
 srv_start_postfix "" "transport_maps=inline:{ example.test=lmtp:inet:127.0.0.1:$TRIAGE_PORT }"
 MSG4=$SRV_DIR/via-postfix.eml
 make_msg "$MSG4" "Login broken" "I cannot log in since this morning, password reset does not work." "via-postfix-1@bigcorp.example"
@@ -180,8 +185,8 @@ ok $? "Postfix accepts the message for support@example.test"
 wait_until 15 grep -q 'to=<support@example.test>.*status=deferred.*451 4\.3\.0' "$POSTFIX_LOG"
 ok $? "Postfix's delivery to triage was deferred with 451 4.3.0 (store down)"
 is "$(postfix_queue_count)" 1 "... and the message waits in Postfix's queue"
-srv_kill lmtp-tempfail2
-start_lmtp lmtp-2 TRIAGE_TEST_INGEST=memory
+srv_kill lmtp-nostore2
+start_lmtp lmtp-2
 postfix_flush
 postfix_wait_queue 0 20
 ok $? "after the store is back and the queue is flushed, Postfix delivers it"
@@ -205,7 +210,7 @@ srv_restart_dovecot
 
 # --- internal error: on_error = accept passes the message on untouched -------------------
 srv_kill lmtp-2
-start_lmtp lmtp-fault TRIAGE_TEST_INGEST=memory TRIAGE_TEST_FAULT=classify
+start_lmtp lmtp-fault TRIAGE_TEST_FAULT=classify
 before=$(imap_count alice INBOX)
 out=$(to_triage LMTP dana@bigcorp.example alice@example.test "$OUTAGE")
 ok $? "classification failing (test fault): the message is still accepted (on_error = accept)"
@@ -217,7 +222,7 @@ srv_kill lmtp-fault
 
 # --- a unix socket ------------------------------------------------------------------------
 SOCK=$SRV_DIR/lmtp.sock
-start_lmtp lmtp-unix TRIAGE_TEST_INGEST=memory -- --listen "unix:$SOCK"
+start_lmtp lmtp-unix -- --db "$DB" --listen "unix:$SOCK"
 out=$(swaks --protocol LMTP --socket "$SOCK" --from dana@bigcorp.example --to support@example.test \
 	--data "@$MSG3" --timeout 15 2>&1)
 ok $? "LMTP over a unix socket"
@@ -226,7 +231,7 @@ srv_kill lmtp-unix
 ok $? "the socket is removed at shutdown"
 
 # --- clean shutdown: an idle client is told 421 ----------------------------------------------
-start_lmtp lmtp-stop TRIAGE_TEST_INGEST=memory
+start_lmtp lmtp-stop
 exec {fd}<>"/dev/tcp/127.0.0.1/$TRIAGE_PORT"
 read -r -t 5 greeting <&"$fd"
 printf 'LHLO c\r\n' >&"$fd"

@@ -5,9 +5,10 @@
 #
 # miltertest: headers added, forged X-Triage-* removed, subject tag, added
 # recipient, quarantine, several messages and an abort on one connection,
-# a body over the limit, a non-selected recipient untouched, an agent reply
-# recorded, and a forced classification failure (TRIAGE_TEST_FAULT=classify,
-# test-only) giving the on_error action.  Postfix: the delivered message
+# a body over the limit, a non-selected recipient untouched, an agent reply,
+# and a forced classification failure (TRIAGE_TEST_FAULT=classify,
+# test-only) giving the on_error action.  The ticket store is the real one
+# (SQLite in $SRV_DIR): tickets, duplicates, the first response.  Postfix: the delivered message
 # carries the X-Triage-* headers and the client's forged one is gone; the
 # escalation mailbox gets its copy; with on_error = tempfail the client
 # gets a 4xx and the message is not lost.
@@ -24,10 +25,11 @@ command -v miltertest >/dev/null || bail "miltertest not installed (run ./bootst
 
 srv_init
 srv_start_dovecot support alice oncall billing
-srv_free_port MILTER_PORT FAULT_PORT TEMPFAIL_PORT
+srv_free_port MILTER_PORT FAULT_PORT TEMPFAIL_PORT NOSTORE_PORT
 
 make_conf() { # DIR ON_ERROR
 	cp -R "$TR_TOP/conf" "$1"
+	sed -i "s|^templates = .*|templates = $TR_TOP/templates|" "$1/triage.conf"
 	cat >>"$1/triage.conf" <<-EOF
 
 	[milter]
@@ -43,24 +45,26 @@ make_conf() { # DIR ON_ERROR
 }
 make_conf "$SRV_DIR/conf" accept
 make_conf "$SRV_DIR/conf-tempfail" tempfail
-REPLY_LOG=$SRV_DIR/replies.log
-INGEST_LOG=$SRV_DIR/ingest.log
-: >"$REPLY_LOG"
+DB=$SRV_DIR/triage.db
 
-spawn_milter() { # NAME PORT CONF ENV...
-	local name=$1 port=$2 conf=$3
+spawn_milter() { # NAME PORT CONF [ENV...] [-- DB]
+	local name=$1 port=$2 conf=$3 db=$DB envs=()
 	shift 3
-	srv_spawn "$name" "$SRV_DIR/$name.log" env TRIAGE_TEST_INGEST=memory TRIAGE_TEST_INGEST_LOG="$INGEST_LOG" \
-		TRIAGE_TEST_REPLY_LOG="$REPLY_LOG" "$@" "$TRIAGE" milter -c "$conf/triage.conf" --listen "inet:$port@127.0.0.1"
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
+	[ "${1:-}" = -- ] && db=$2
+	srv_spawn "$name" "$SRV_DIR/$name.log" env "${envs[@]}" "$TRIAGE" milter -c "$conf/triage.conf" \
+		--db "$db" --listen "inet:$port@127.0.0.1"
 }
+show() { "$TRIAGE" show -c "$SRV_DIR/conf/triage.conf" --db "$DB" "$1" --json 2>/dev/null | tr -d '\n '; }
 spawn_milter milter "$MILTER_PORT" "$SRV_DIR/conf"
 spawn_milter milter-fault "$FAULT_PORT" "$SRV_DIR/conf" TRIAGE_TEST_FAULT=classify
 spawn_milter milter-tempfail "$TEMPFAIL_PORT" "$SRV_DIR/conf-tempfail" TRIAGE_TEST_FAULT=classify
-for p in "$MILTER_PORT" "$FAULT_PORT" "$TEMPFAIL_PORT"; do
+spawn_milter milter-nostore "$NOSTORE_PORT" "$SRV_DIR/conf" -- /dev/null/triage.db
+for p in "$MILTER_PORT" "$FAULT_PORT" "$TEMPFAIL_PORT" "$NOSTORE_PORT"; do
 	wait_until 10 srv_port_listening "$p" || { srv_log_tail "$SRV_DIR/milter.log"; bail "triage milter did not start on $p"; }
 done
 # libmilter notices a stop request only every 5 s: stop all three at once.
-srv_at_exit kill -TERM "$SRV_PID_milter" "$SRV_PID_milter_fault" "$SRV_PID_milter_tempfail"
+srv_at_exit kill -TERM "$SRV_PID_milter" "$SRV_PID_milter_fault" "$SRV_PID_milter_tempfail" "$SRV_PID_milter_nostore"
 
 # run_lua SCRIPT [PORT]: every "PASS what" line of the script is one test;
 # a script that fails is one failed test with its output.
@@ -86,9 +90,13 @@ run_lua body_limit
 like "$(grep 'milter QB1:' "$SRV_DIR/milter.log")" 'size=[0-9]{7}' "the 2 MB body was read to the end (counted, not kept)"
 run_lua quarantine
 run_lua agent
-like "$(cat "$REPLY_LOG")" '^TKT-000123 ana@example\.test agent-reply-1@example\.test$' "the agent's reply reached the reply hook"
+like "$(cat "$SRV_DIR/milter.log")" 'TKT-000123 answered by ana@example\.test: no such ticket, nothing recorded' \
+	"an agent's reply to an unknown ticket reaches the store hook and records nothing"
 run_lua fault_accept "$FAULT_PORT"
 like "$(cat "$SRV_DIR/milter-fault.log")" 'internal error \(test fault: classify\); accepted without triage' "the failure is logged"
+run_lua fault_accept "$NOSTORE_PORT"
+like "$(cat "$SRV_DIR/milter-nostore.log")" 'not committed: .*accepted without triage \(on_error = accept\)' \
+	"the store cannot be opened: the same fail-safe path (on_error = accept), logged"
 run_lua fault_tempfail "$TEMPFAIL_PORT"
 like "$(cat "$SRV_DIR/milter-tempfail.log")" 'temporary failure \(on_error = tempfail\)' "the tempfail is logged"
 
@@ -129,8 +137,10 @@ REPLY=$SRV_DIR/reply.eml
 printf 'From: Ana <ana@example.test>\r\nTo: dana@bigcorp.example\r\nSubject: Re: [%s] URGENT: production API down\r\nMessage-ID: <agent-2@example.test>\r\n\r\nWe are on it.\r\n' "$ticket" >"$REPLY"
 smtp_send ana@example.test dana@bigcorp.example "$REPLY" >/dev/null 2>&1
 ok $? "an agent's reply to the customer goes out through Postfix"
-wait_until 10 grep -q "^$ticket ana@example.test agent-2@example.test" "$REPLY_LOG"
+wait_until 10 grep -q "ticket=$ticket answered by ana@example.test (first response recorded)" "$SRV_DIR/milter.log"
 ok $? "... and is recorded as the first response to $ticket"
+like "$(show "$ticket")" '"first_response":\{[^}]*"met_at":"20' "triage show: the first response of $ticket is met"
+like "$(show "$ticket")" '"channel":"milter"' "... a ticket of the milter channel"
 srv_stop_postfix
 
 # --- Postfix with the milter failing, on_error = tempfail: 4xx, nothing lost ------------

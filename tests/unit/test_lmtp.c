@@ -376,12 +376,82 @@ static void test_large_message(void **state)
 	tr_lmtp_settings_clear(&settings);
 }
 
+static tr_conf *conf_text(const char *text, tr_diag *diag)
+{
+	tr_conf *conf = tr_conf_load_data("test.conf", text, strlen(text), diag);
+	assert_non_null(conf);
+	return conf;
+}
+
+static void test_lmtp_settings(void **state)
+{
+	(void)state;
+	tr_diag *diag = tr_diag_new();
+	tr_conf *conf = conf_text("[lmtp]\nlisten = unix:/run/t/lmtp\nnext_hop = lmtp:inet:127.0.0.1:24\n"
+	                          "next_hop_required = no\nsoft_bounce = yes\nsocket_mode = 0600\non_error = tempfail\n"
+	                          "message_bytes = 10M\nrecipients = 5\ntimeout = 2m\nhostname = mx.example.test\n", diag);
+	tr_lmtp_settings s;
+	tr_lmtp_settings_load(&s, conf, NULL, diag);
+	assert_int_equal(tr_diag_error_count(diag), 0);
+	assert_int_equal(tr_diag_warning_count(diag), 0);
+	assert_string_equal(s.listen, "unix:/run/t/lmtp");
+	assert_string_equal(s.next_hop, "lmtp:inet:127.0.0.1:24");
+	assert_false(s.next_hop_required);
+	assert_true(s.soft_bounce);
+	assert_int_equal(s.socket_mode, 0600);
+	assert_int_equal(s.on_error, TR_LMTP_ON_ERROR_TEMPFAIL);
+	assert_int_equal(s.limits.message_bytes, 10 * 1024 * 1024);
+	assert_int_equal(s.limits.recipients, 5);
+	assert_int_equal(s.limits.timeout, 120);
+	assert_string_equal(s.hostname, "mx.example.test");
+	tr_lmtp_settings_clear(&s);
+	/* --listen wins. */
+	tr_lmtp_settings_load(&s, conf, "inet:127.0.0.1:2424", diag);
+	assert_string_equal(s.listen, "inet:127.0.0.1:2424");
+	tr_lmtp_settings_clear(&s);
+	tr_conf_free(&conf);
+	tr_diag_free(&diag);
+
+	static const char *const bad[] = {
+		"[lmtp]\nlisten = nowhere\n",
+		"[lmtp]\nnext_hop = lmtp:inet:host\n",
+		"[lmtp]\nsocket_mode = 999\n",
+		"[lmtp]\non_error = reject\n",
+		"[lmtp]\nmessage_bytes = 12\n",
+		"[lmtp]\nhostname = bad host\n",
+		"[lmtp]\nnext_hop_required = perhaps\n",
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+		diag = tr_diag_new();
+		conf = conf_text(bad[i], diag);
+		tr_lmtp_settings_load(&s, conf, NULL, diag);
+		if (tr_diag_error_count(diag) == 0)
+			fail_msg("no error for:\n%s", bad[i]);
+		tr_lmtp_settings_clear(&s);
+		tr_conf_free(&conf);
+		tr_diag_free(&diag);
+	}
+	/* An unknown key is a warning with its line. */
+	diag = tr_diag_new();
+	conf = conf_text("[lmtp]\n\nlisten_on = x\n", diag);
+	tr_lmtp_settings_load(&s, conf, NULL, diag);
+	assert_int_equal(tr_diag_warning_count(diag), 1);
+	char *text = tr_diag_join(diag);
+	assert_non_null(strstr(text, "test.conf:3"));
+	assert_non_null(strstr(text, "listen_on"));
+	g_free(text);
+	tr_lmtp_settings_clear(&s);
+	tr_conf_free(&conf);
+	tr_diag_free(&diag);
+}
+
 int main(void)
 {
 	static const struct CMUnitTest fixed[] = {
 		cmocka_unit_test(test_envelope),
 		cmocka_unit_test(test_session_states),
 		cmocka_unit_test(test_large_message),
+		cmocka_unit_test(test_lmtp_settings),
 	};
 	size_t n = G_N_ELEMENTS(cases) + G_N_ELEMENTS(fixed);
 	struct CMUnitTest *tests = g_new0(struct CMUnitTest, n);

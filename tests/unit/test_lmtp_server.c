@@ -380,6 +380,7 @@ static void test_shutdown(void **state)
 /* ---- the gateway ---- */
 
 static tr_engine *engine;
+static tr_engine_slot *engines;
 
 static int gateway_setup(void **state)
 {
@@ -395,35 +396,51 @@ static int gateway_setup(void **state)
 	}
 	tr_diag_free(&diag);
 	g_free(path);
-	return engine != NULL ? 0 : -1;
+	if (engine == NULL)
+		return -1;
+	engines = tr_engine_slot_new(tr_engine_ref(engine));
+	return 0;
 }
 
 static int gateway_teardown(void **state)
 {
 	(void)state;
+	tr_engine_slot_free(&engines);
 	tr_engine_free(&engine);
 	return 0;
 }
 
+typedef enum { FAKE_NEW, FAKE_DUPLICATE, FAKE_TEMPFAIL, FAKE_FULL } fake_mode;
+
 typedef struct {
-	tr_channel_ingest_status status;
+	fake_mode mode;
 	unsigned calls;
-	bool saw_decision;
-	char category[64];
+	bool saw_envelope;
 } fake_ingest;
 
-static tr_channel_ingest_status fake_ingest_fn(void *context, const tr_channel_ingest_request *req,
-                                               tr_channel_ingest_result *result, GError **error)
+static bool fake_ingest_fn(void *context, const tr_ingest_input *in, tr_ingest_result *result, GError **error)
 {
 	fake_ingest *f = context;
 	f->calls++;
-	f->saw_decision = req->msg != NULL && req->decision != NULL && req->decision->priority >= 1;
-	g_strlcpy(f->category, req->decision->category, sizeof(f->category));
-	if (f->status == TR_CHANNEL_INGEST_COMMITTED || f->status == TR_CHANNEL_INGEST_DUPLICATE)
+	f->saw_envelope = in->channel == TR_CHANNEL_LMTP && in->n_envelope_to > 0 && in->envelope_from != NULL &&
+	                  in->data != NULL && in->len > 0 && in->now > 0 && in->source != NULL;
+	switch (f->mode) {
+	case FAKE_NEW:
+	case FAKE_DUPLICATE:
+		result->kind = f->mode == FAKE_NEW ? TR_INGEST_NEW : TR_INGEST_DUPLICATE;
 		g_strlcpy(result->ticket, "TKT-000042", sizeof(result->ticket));
-	else
-		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NOSPC, "fake store trouble");
-	return f->status;
+		result->priority = 1;
+		g_strlcpy(result->category, "technical", sizeof(result->category));
+		g_strlcpy(result->team, "engineering", sizeof(result->team));
+		return true;
+	case FAKE_TEMPFAIL:
+		g_set_error(error, TR_STORE_ERROR, TR_STORE_ERROR_BUSY, "fake store busy");
+		return false;
+	case FAKE_FULL:
+		g_set_error(error, TR_STORE_ERROR, TR_STORE_ERROR_FULL, "fake disk full");
+		return false;
+	}
+	return false;
 }
 
 static const char spoofed[] =
@@ -443,10 +460,10 @@ typedef struct {
 	tr_lmtp_gateway *gateway;
 	tr_lmtp_hook hook;
 	fake_ingest ingest;
-	tr_channel_ingest_hook ingest_hook;
+	tr_lmtp_store store;
 } test_gateway;
 
-static test_gateway *gateway_new(const char *next_hop, bool with_ingest, tr_channel_ingest_status st)
+static test_gateway *gateway_new(const char *next_hop, bool with_ingest, fake_mode st)
 {
 	test_gateway *g = g_new0(test_gateway, 1);
 	tr_lmtp_settings_default(&g->settings);
@@ -454,10 +471,10 @@ static test_gateway *gateway_new(const char *next_hop, bool with_ingest, tr_chan
 	g->settings.hostname = g_strdup("gw.test");
 	g->settings.next_hop = g_strdup(next_hop);
 	g->settings.limits.next_hop_timeout = 3;
-	g->ingest.status = st;
-	g->ingest_hook = (tr_channel_ingest_hook){ fake_ingest_fn, &g->ingest };
+	g->ingest.mode = st;
+	g->store = (tr_lmtp_store){ fake_ingest_fn, &g->ingest };
 	GError *error = NULL;
-	g->gateway = tr_lmtp_gateway_new(engine, &g->settings, with_ingest ? &g->ingest_hook : NULL, &error);
+	g->gateway = tr_lmtp_gateway_new(engines, &g->settings, with_ingest ? &g->store : NULL, &error);
 	if (g->gateway == NULL)
 		fail_msg("gateway: %s", error->message);
 	g->hook = tr_lmtp_gateway_hook(g->gateway);
@@ -484,22 +501,20 @@ static void test_gateway_forwards_with_headers(void **state)
 {
 	(void)state;
 	test_server *next = server_start(NULL, NULL);
-	test_gateway *g = gateway_new(next->spec, true, TR_CHANNEL_INGEST_COMMITTED);
+	test_gateway *g = gateway_new(next->spec, true, FAKE_NEW);
 	static const char *const rcpts[] = { "support@example.test" };
 	tr_lmtp_rcpt_status st[1];
 	gateway_run(g, rcpts, 1, spoofed, st);
 	assert_int_equal(st[0].result, TR_LMTP_DELIVERED);
 	assert_int_equal(g->ingest.calls, 1);
-	assert_true(g->ingest.saw_decision);
+	assert_true(g->ingest.saw_envelope);
 	assert_int_equal(next->cap.calls, 1);
 	const char *fwd = next->cap.data->str;
 	assert_true(g_str_has_prefix(fwd, "Received: from front.test (192.0.2.7)\r\n\tby gw.test (triage) with LMTP id T1"));
 	assert_non_null(strstr(fwd, "\r\nX-Triage-Priority: P1\r\n"));
-	char *category = g_strdup_printf("\r\nX-Triage-Category: %s\r\n", g->ingest.category);
-	assert_non_null(strstr(fwd, category));   /* the decision the store got */
-	g_free(category);
+	assert_non_null(strstr(fwd, "\r\nX-Triage-Category: technical\r\n"));   /* as the store has it */
 	assert_non_null(strstr(fwd, "\r\nX-Triage-Ticket: TKT-000042\r\n"));
-	assert_non_null(strstr(fwd, "\r\nX-Triage-Team: "));
+	assert_non_null(strstr(fwd, "\r\nX-Triage-Team: engineering\r\n"));
 	assert_non_null(strstr(fwd, "\r\nX-Triage-Rules: "));
 	/* The spoofed ones are gone, with their continuation line. */
 	assert_null(strstr(fwd, "P4\r\nx-triage"));
@@ -515,7 +530,7 @@ static void test_gateway_forwards_with_headers(void **state)
 	gateway_free(g);
 
 	/* A duplicate is confirmed the same way. */
-	g = gateway_new(next->spec, true, TR_CHANNEL_INGEST_DUPLICATE);
+	g = gateway_new(next->spec, true, FAKE_DUPLICATE);
 	gateway_run(g, rcpts, 1, spoofed, st);
 	assert_int_equal(st[0].result, TR_LMTP_DELIVERED);
 	assert_non_null(strstr(next->cap.data->str, "X-Triage-Ticket: TKT-000042"));
@@ -530,7 +545,7 @@ static void test_gateway_store_trouble(void **state)
 	static const char *const rcpts[] = { "support@example.test", "billing@example.test" };
 	tr_lmtp_rcpt_status st[2];
 
-	test_gateway *g = gateway_new(next->spec, true, TR_CHANNEL_INGEST_TEMPFAIL);
+	test_gateway *g = gateway_new(next->spec, true, FAKE_TEMPFAIL);
 	gateway_run(g, rcpts, 2, spoofed, st);
 	assert_int_equal(st[0].result, TR_LMTP_DEFER);
 	assert_int_equal(st[1].result, TR_LMTP_DEFER);
@@ -538,7 +553,7 @@ static void test_gateway_store_trouble(void **state)
 	assert_int_equal(next->cap.calls, 0);   /* nothing passed on before the commit */
 	gateway_free(g);
 
-	g = gateway_new(next->spec, true, TR_CHANNEL_INGEST_FULL);
+	g = gateway_new(next->spec, true, FAKE_FULL);
 	gateway_run(g, rcpts, 2, spoofed, st);
 	assert_int_equal(st[0].result, TR_LMTP_DEFER_FULL);
 	assert_true(g_str_has_prefix(st[1].text, "4.3.1"));
@@ -556,7 +571,7 @@ static void test_gateway_next_hop_trouble(void **state)
 
 	/* The next hop rejects one recipient: passed on as its verdict. */
 	next->cap.results = "DR";
-	test_gateway *g = gateway_new(next->spec, true, TR_CHANNEL_INGEST_COMMITTED);
+	test_gateway *g = gateway_new(next->spec, true, FAKE_NEW);
 	gateway_run(g, rcpts, 2, spoofed, st);
 	assert_int_equal(st[0].result, TR_LMTP_DELIVERED);
 	assert_int_equal(st[1].result, TR_LMTP_REJECT);
@@ -566,14 +581,14 @@ static void test_gateway_next_hop_trouble(void **state)
 	server_stop(next);
 
 	/* The next hop is down: 451 for everyone, although committed. */
-	g = gateway_new(spec, true, TR_CHANNEL_INGEST_COMMITTED);
+	g = gateway_new(spec, true, FAKE_NEW);
 	gateway_run(g, rcpts, 2, spoofed, st);
 	assert_int_equal(st[0].result, TR_LMTP_DEFER);
 	assert_int_equal(st[1].result, TR_LMTP_DEFER);
 	gateway_free(g);
 
 	/* ... unless the commit is declared enough. */
-	g = gateway_new(spec, true, TR_CHANNEL_INGEST_COMMITTED);
+	g = gateway_new(spec, true, FAKE_NEW);
 	g->settings.next_hop_required = false;
 	gateway_run(g, rcpts, 2, spoofed, st);
 	assert_int_equal(st[0].result, TR_LMTP_DELIVERED);
@@ -581,7 +596,7 @@ static void test_gateway_next_hop_trouble(void **state)
 	gateway_free(g);
 
 	/* Without a store, the next hop is what keeps the message: 451. */
-	g = gateway_new(spec, false, TR_CHANNEL_INGEST_COMMITTED);
+	g = gateway_new(spec, false, FAKE_NEW);
 	g->settings.next_hop_required = false;
 	gateway_run(g, rcpts, 2, spoofed, st);
 	assert_int_equal(st[0].result, TR_LMTP_DEFER);
@@ -597,7 +612,7 @@ static void test_gateway_classification_failure(void **state)
 	tr_lmtp_rcpt_status st[1];
 
 	/* on_error = accept: passed on untouched, no ticket attempted. */
-	test_gateway *g = gateway_new(next->spec, true, TR_CHANNEL_INGEST_COMMITTED);
+	test_gateway *g = gateway_new(next->spec, true, FAKE_NEW);
 	tr_lmtp_gateway_fail_classify(g->gateway, true);
 	gateway_run(g, rcpts, 1, spoofed, st);
 	assert_int_equal(st[0].result, TR_LMTP_DELIVERED);
@@ -607,7 +622,7 @@ static void test_gateway_classification_failure(void **state)
 	gateway_free(g);
 
 	/* on_error = tempfail: 451. */
-	g = gateway_new(next->spec, true, TR_CHANNEL_INGEST_COMMITTED);
+	g = gateway_new(next->spec, true, FAKE_NEW);
 	g->settings.on_error = TR_LMTP_ON_ERROR_TEMPFAIL;
 	tr_lmtp_gateway_fail_classify(g->gateway, true);
 	gateway_run(g, rcpts, 1, spoofed, st);
@@ -616,7 +631,7 @@ static void test_gateway_classification_failure(void **state)
 	gateway_free(g);
 
 	/* An empty message cannot be classified either: same rule. */
-	g = gateway_new(NULL, true, TR_CHANNEL_INGEST_COMMITTED);
+	g = gateway_new(NULL, true, FAKE_NEW);
 	gateway_run(g, rcpts, 1, "", st);
 	assert_int_equal(st[0].result, TR_LMTP_DEFER);   /* accept needs a next hop */
 	gateway_free(g);
@@ -628,19 +643,18 @@ static void test_gateway_store_only(void **state)
 	(void)state;
 	static const char *const rcpts[] = { "support@example.test" };
 	tr_lmtp_rcpt_status st[1];
-	test_gateway *g = gateway_new(NULL, true, TR_CHANNEL_INGEST_COMMITTED);
+	test_gateway *g = gateway_new(NULL, true, FAKE_NEW);
 	gateway_run(g, rcpts, 1, spoofed, st);
 	assert_int_equal(st[0].result, TR_LMTP_DELIVERED);
 	assert_non_null(strstr(st[0].text, "TKT-000042"));
-	assert_true(g->ingest.saw_decision);
-	assert_true(g->ingest.category[0] != '\0');
+	assert_true(g->ingest.saw_envelope);
 	gateway_free(g);
 
 	/* Neither store nor next hop: refused at set-up. */
 	tr_lmtp_settings settings;
 	tr_lmtp_settings_default(&settings);
 	GError *error = NULL;
-	assert_null(tr_lmtp_gateway_new(engine, &settings, NULL, &error));
+	assert_null(tr_lmtp_gateway_new(engines, &settings, NULL, &error));
 	assert_non_null(strstr(error->message, "nothing would keep"));
 	g_clear_error(&error);
 	tr_lmtp_settings_clear(&settings);
@@ -651,16 +665,17 @@ static void test_gateway_store_only(void **state)
  * message is classified, committed once and passed on. */
 static gint concurrent_ingests;
 
-static tr_channel_ingest_status counting_ingest(void *context, const tr_channel_ingest_request *req,
-                                                tr_channel_ingest_result *result, GError **error)
+static bool counting_ingest(void *context, const tr_ingest_input *in, tr_ingest_result *result, GError **error)
 {
 	(void)context;
-	(void)error;
-	if (req->decision == NULL || req->decision->priority < 1)
-		return TR_CHANNEL_INGEST_TEMPFAIL;
+	if (in->data == NULL || in->n_envelope_to == 0) {
+		g_set_error(error, TR_STORE_ERROR, TR_STORE_ERROR_SQL, "bad input");
+		return false;
+	}
 	int n = g_atomic_int_add(&concurrent_ingests, 1) + 1;
+	result->kind = TR_INGEST_NEW;
 	g_snprintf(result->ticket, sizeof(result->ticket), "TKT-%06d", n);
-	return TR_CHANNEL_INGEST_COMMITTED;
+	return true;
 }
 
 typedef struct {
@@ -702,9 +717,9 @@ static void test_concurrent_clients(void **state)
 	/* A client may reconnect before the server thread of its last
 	 * connection is gone: leave room (as for an MTA's process limit). */
 	settings.limits.connections = CLIENTS * 2;
-	tr_channel_ingest_hook ingest = { counting_ingest, NULL };
+	tr_lmtp_store store = { counting_ingest, NULL };
 	GError *error = NULL;
-	tr_lmtp_gateway *gw = tr_lmtp_gateway_new(engine, &settings, &ingest, &error);
+	tr_lmtp_gateway *gw = tr_lmtp_gateway_new(engines, &settings, &store, &error);
 	assert_non_null(gw);
 	tr_lmtp_hook hook = tr_lmtp_gateway_hook(gw);
 	tr_lmtp_server *front = tr_lmtp_server_new(&settings, &hook, &error);

@@ -11,6 +11,7 @@
 #include "core/normalize.h"
 
 static tr_engine *engine;
+static tr_engine_slot *engines;
 
 static int setup(void **state)
 {
@@ -21,56 +22,65 @@ static int setup(void **state)
 	engine = tr_engine_load(path, diag);
 	tr_diag_free(&diag);
 	g_free(path);
-	return engine != NULL ? 0 : -1;
+	if (engine == NULL)
+		return -1;
+	engines = tr_engine_slot_new(tr_engine_ref(engine));
+	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
+	tr_engine_slot_free(&engines);
 	tr_engine_free(&engine);
 	return 0;
 }
 
 /* ---- fakes ---- */
 
+typedef enum { FAKE_NEW, FAKE_DUPLICATE, FAKE_TEMPFAIL, FAKE_FULL } fake_mode;
+
 typedef struct {
-	tr_channel_ingest_status status;
+	fake_mode mode;
 	unsigned calls;
 	bool truncated;
 	size_t len;
-	char queue_id[32];
-} fake_ingest;
-
-static tr_channel_ingest_status fake_ingest_fn(void *context, const tr_channel_ingest_request *req,
-                                               tr_channel_ingest_result *result, GError **error)
-{
-	fake_ingest *f = context;
-	f->calls++;
-	f->truncated = req->truncated;
-	f->len = req->len;
-	g_strlcpy(f->queue_id, req->queue_id != NULL ? req->queue_id : "", sizeof(f->queue_id));
-	if (f->status == TR_CHANNEL_INGEST_COMMITTED || f->status == TR_CHANNEL_INGEST_DUPLICATE)
-		g_strlcpy(result->ticket, "TKT-000042", sizeof(result->ticket));
-	else
-		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_IO, "fake trouble");
-	return f->status;
-}
-
-typedef struct {
-	bool fail;
-	unsigned calls;
+	char source[96];
+	/* the reply hook */
+	bool reply_fails;
+	bool reply_unknown;
+	unsigned replies;
 	char ticket[64];
 	char agent[128];
-} fake_reply;
+} fake_store;
 
-static bool fake_reply_fn(void *context, const tr_channel_reply *reply, GError **error)
+static bool fake_ingest_fn(void *context, const tr_ingest_input *in, tr_ingest_result *result, GError **error)
 {
-	fake_reply *f = context;
+	fake_store *f = context;
 	f->calls++;
-	g_strlcpy(f->ticket, reply->ticket, sizeof(f->ticket));
-	g_strlcpy(f->agent, reply->agent, sizeof(f->agent));
-	if (f->fail) {
-		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_IO, "fake trouble");
+	f->len = in->len;
+	f->truncated = strstr(in->source, "truncated") != NULL;
+	g_strlcpy(f->source, in->source, sizeof(f->source));
+	if (f->mode == FAKE_NEW || f->mode == FAKE_DUPLICATE) {
+		result->kind = f->mode == FAKE_NEW ? TR_INGEST_NEW : TR_INGEST_DUPLICATE;
+		g_strlcpy(result->ticket, "TKT-000042", sizeof(result->ticket));
+		return true;
+	}
+	g_set_error(error, TR_STORE_ERROR, f->mode == FAKE_FULL ? TR_STORE_ERROR_FULL : TR_STORE_ERROR_BUSY,
+	            "fake trouble");
+	return false;
+}
+
+static bool fake_reply_fn(void *context, const char *ticket, const tr_ingest_input *in, bool *recorded_r,
+                          GError **error)
+{
+	fake_store *f = context;
+	f->replies++;
+	g_strlcpy(f->ticket, ticket, sizeof(f->ticket));
+	g_strlcpy(f->agent, in->envelope_from, sizeof(f->agent));
+	*recorded_r = !f->reply_unknown;
+	if (f->reply_fails) {
+		g_set_error(error, TR_STORE_ERROR, TR_STORE_ERROR_BUSY, "fake trouble");
 		return false;
 	}
 	return true;
@@ -81,10 +91,8 @@ static bool fake_reply_fn(void *context, const tr_channel_reply *reply, GError *
 typedef struct {
 	tr_milter_settings settings;
 	tr_milter *milter;
-	fake_ingest ingest;
-	fake_reply reply;
-	tr_channel_ingest_hook ingest_hook;
-	tr_channel_reply_hook reply_hook;
+	fake_store ingest;   /* the store fake: ingest and reply */
+	tr_milter_store store;
 	unsigned errors;
 } fixture;
 
@@ -112,11 +120,10 @@ static fixture *fixture_new(const char *conf_text, bool with_ingest, bool with_r
 	tr_conf_free(&conf);
 	tr_diag_free(&diag);
 	g_free(name);
-	f->ingest.status = TR_CHANNEL_INGEST_COMMITTED;
-	f->ingest_hook = (tr_channel_ingest_hook){ fake_ingest_fn, &f->ingest };
-	f->reply_hook = (tr_channel_reply_hook){ fake_reply_fn, &f->reply };
-	f->milter = tr_milter_new(engine, &f->settings, with_ingest ? &f->ingest_hook : NULL,
-	                          with_reply ? &f->reply_hook : NULL);
+	f->ingest.mode = FAKE_NEW;
+	f->store = (tr_milter_store){ with_ingest ? fake_ingest_fn : NULL, with_reply ? fake_reply_fn : NULL,
+	                              &f->ingest };
+	f->milter = tr_milter_new(engines, &f->settings, &f->store);
 	return f;
 }
 
@@ -199,8 +206,8 @@ static void test_selected_message(void **state)
 	assert_non_null(strstr(d, "rcpt - 0 <oncall@example.test>\n"));
 	assert_null(strstr(d, "quarantine"));
 	assert_int_equal(f->ingest.calls, 1);
-	assert_string_equal(f->ingest.queue_id, "QID42");
-	assert_int_equal(f->reply.calls, 0);   /* a customer is no agent */
+	assert_true(g_str_has_prefix(f->ingest.source, "milter QID42"));
+	assert_int_equal(f->ingest.replies, 0);   /* a customer is no agent */
 	g_string_free(dump, TRUE);
 	fixture_free(f);
 }
@@ -338,17 +345,17 @@ static void test_fail_safe(void **state)
 	fixture_free(f);
 
 	/* The store fails: the same rule; never a reject. */
-	static const tr_channel_ingest_status failures[] = { TR_CHANNEL_INGEST_TEMPFAIL, TR_CHANNEL_INGEST_FULL };
+	static const fake_mode failures[] = { FAKE_TEMPFAIL, FAKE_FULL };
 	for (size_t i = 0; i < G_N_ELEMENTS(failures); i++) {
 		f = fixture_new(base_conf, true, false);
-		f->ingest.status = failures[i];
+		f->ingest.mode = failures[i];
 		g_string_truncate(dump, 0);
 		assert_int_equal(run(f, &in, NULL, dump), TR_MILTER_CONTINUE);
 		assert_null(strstr(dump->str, "add "));
 		assert_int_equal(f->ingest.calls, 1);
 		fixture_free(f);
 		f = fixture_new("[milter]\nrecipients = support@example.test\non_error = tempfail\n", true, false);
-		f->ingest.status = failures[i];
+		f->ingest.mode = failures[i];
 		g_string_truncate(dump, 0);
 		assert_int_equal(run(f, &in, NULL, dump), TR_MILTER_TEMPFAIL);
 		fixture_free(f);
@@ -356,7 +363,7 @@ static void test_fail_safe(void **state)
 
 	/* A duplicate is a success: the ticket it names is used. */
 	f = fixture_new(base_conf, true, false);
-	f->ingest.status = TR_CHANNEL_INGEST_DUPLICATE;
+	f->ingest.mode = FAKE_DUPLICATE;
 	g_string_truncate(dump, 0);
 	assert_int_equal(run(f, &in, NULL, dump), TR_MILTER_CONTINUE);
 	assert_non_null(strstr(dump->str, "add X-Triage-Ticket 0 TKT-000042"));
@@ -378,9 +385,9 @@ static void test_agent_reply(void **state)
 	tr_milter_verdict eoh;
 	assert_int_equal(run(f, &in, &eoh, dump), TR_MILTER_CONTINUE);
 	assert_int_equal(eoh, TR_MILTER_CONTINUE);
-	assert_int_equal(f->reply.calls, 1);
-	assert_string_equal(f->reply.ticket, "TKT-000123");
-	assert_string_equal(f->reply.agent, "ana@example.test");
+	assert_int_equal(f->ingest.replies, 1);
+	assert_string_equal(f->ingest.ticket, "TKT-000123");
+	assert_string_equal(f->ingest.agent, "ana@example.test");
 	assert_string_equal(dump->str, "");    /* not selected: no change at all */
 	assert_int_equal(f->ingest.calls, 0);
 
@@ -389,7 +396,7 @@ static void test_agent_reply(void **state)
 	in.headers = untagged;
 	assert_int_equal(run(f, &in, &eoh, dump), TR_MILTER_ACCEPT);
 	assert_int_equal(eoh, TR_MILTER_ACCEPT);
-	assert_int_equal(f->reply.calls, 1);
+	assert_int_equal(f->ingest.replies, 1);
 	/* A tag in an encoded subject is found. */
 	static const char *const encoded[] = {
 		"From", "ana@example.test", "Subject", "=?UTF-8?Q?Re=3A_=5BTKT-000124=5D_r=C3=A9ponse?=", NULL,
@@ -397,14 +404,14 @@ static void test_agent_reply(void **state)
 	in.headers = encoded;
 	assert_int_equal(run(f, &in, &eoh, dump), TR_MILTER_CONTINUE);
 	assert_int_equal(eoh, TR_MILTER_CONTINUE);
-	assert_int_equal(f->reply.calls, 2);
-	assert_string_equal(f->reply.ticket, "TKT-000124");
+	assert_int_equal(f->ingest.replies, 2);
+	assert_string_equal(f->ingest.ticket, "TKT-000124");
 
 	/* A failing reply hook: on_error. */
 	in.headers = headers;
-	f->reply.fail = true;
+	f->ingest.reply_fails = true;
 	assert_int_equal(run(f, &in, NULL, dump), TR_MILTER_CONTINUE);
-	assert_int_equal(f->reply.calls, 3);
+	assert_int_equal(f->ingest.replies, 3);
 	g_string_free(dump, TRUE);
 	fixture_free(f);
 
@@ -413,7 +420,7 @@ static void test_agent_reply(void **state)
 	in.headers = headers;
 	dump = g_string_new(NULL);
 	run(f, &in, NULL, dump);
-	assert_int_equal(f->reply.calls, 1);
+	assert_int_equal(f->ingest.replies, 1);
 	g_string_free(dump, TRUE);
 	fixture_free(f);
 }

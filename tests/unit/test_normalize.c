@@ -222,6 +222,11 @@ static void test_auto_generated(void **state)
 	            "Final-Recipient: rfc822; x@example.org\nAction: failed\nStatus: 5.1.1\n"
 	            "--r--\n", TR_AUTO_REPORT | TR_AUTO_BOUNCE);
 
+	/* An empty delivery-status part (found by the fuzzer): still a bounce. */
+	expect_auto("From: postmaster@mx.example\nSubject: x\nMIME-Version: 1.0\n"
+	            "Content-Type: multipart/report; boundary=\"r\"\n\n"
+	            "--r\nContent-Type: message/delivery-status\n\n--r--\n", TR_AUTO_BOUNCE);
+
 	/* Auto-Submitted: no and plain customers are not automatic. */
 	tr_msg *msg = parse("From: a@example.com\nAuto-Submitted: no\nSubject: help\n\nbody\n");
 	assert_false(tr_msg_is_auto(msg));

@@ -57,7 +57,8 @@ static int setup(void **state)
 		"emoji_lexicon = %1$s/sentiment/emoji_utf8_lexicon.txt\n"
 		"support_lexicon = %1$s/sentiment/support_lexicon.txt\n"
 		"policy = %1$s/policy.conf\nteams = %1$s/teams.conf\ncalendars = %1$s/calendars.conf\n"
-		"customers = %1$s/customers.conf\n", abs_conf);
+		"customers = %1$s/customers.conf\n"
+		"[outbound]\ntemplates = %1$s/../templates\n", abs_conf);
 	char *main_path = g_build_filename(dir, "triage.conf", NULL);
 	g_file_set_contents(main_path, main_conf, -1, NULL);
 	tr_diag *diag = tr_diag_new();

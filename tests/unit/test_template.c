@@ -1040,12 +1040,12 @@ static const char *const ACK_BODY =
 	"Billing Support\n"
 	"billing@example.test · +49 30 1234567\n";
 
-/* The shipped acknowledgment template, end to end. */
+/* A realistic acknowledgment template (tests/unit/data), end to end. */
 static void test_acknowledgment_template(void **state)
 {
 	(void)state;
 	GError *error = NULL;
-	char *path = tr_test_path("templates/mail/ack.en.tmpl");
+	char *path = tr_test_path("tests/unit/data/ack-sample.tmpl");
 	tr_tmpl_file *f = tr_tmpl_file_load(path, &error);
 	if (f == NULL)
 		fail_msg("%s", error->message);

@@ -1,13 +1,13 @@
-/* test_channel.c — what the mail channels share: listen addresses,
- * X-Triage-* header values, ticket tags; and the [lmtp] settings. */
+/* test_xtriage.c — what the mail path writes and reads: X-Triage-* header
+ * values, ticket tags (core/xtriage), and listen addresses (core/netaddr). */
 #include "testutil.h"
 
 #include <gmime/gmime.h>
 #include <string.h>
 
-#include "channels/channel.h"
-#include "channels/lmtp.h"
+#include "core/netaddr.h"
 #include "core/rules.h"
+#include "core/xtriage.h"
 
 static void test_listen_parse(void **state)
 {
@@ -37,9 +37,9 @@ static void test_listen_parse(void **state)
 		{ "inet:10030@", true, false, "", "10030", NULL },
 	};
 	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
-		tr_channel_listen addr;
+		tr_netaddr addr;
 		GError *error = NULL;
-		bool ok = tr_channel_listen_parse(cases[i].spec, &addr, &error);
+		bool ok = tr_netaddr_parse(cases[i].spec, &addr, &error);
 		if (ok != cases[i].ok)
 			fail_msg("'%s': parse %s", cases[i].spec, ok ? "succeeded" : error->message);
 		if (!ok) {
@@ -47,20 +47,20 @@ static void test_listen_parse(void **state)
 			g_clear_error(&error);
 			continue;
 		}
-		assert_int_equal(addr.family == TR_CHANNEL_LISTEN_UNIX, cases[i].unix_socket);
+		assert_int_equal(addr.family == TR_NETADDR_UNIX, cases[i].unix_socket);
 		if (cases[i].host != NULL) {
 			assert_string_equal(addr.host, cases[i].host);
 			assert_string_equal(addr.port, cases[i].port);
 		}
 		if (cases[i].milter != NULL) {
-			char *spec = tr_channel_listen_milter_spec(&addr);
+			char *spec = tr_netaddr_milter_spec(&addr);
 			assert_string_equal(spec, cases[i].milter);
 			g_free(spec);
 		}
 	}
 	/* A socket path that does not fit in sun_path. */
 	char *long_path = g_strdup_printf("unix:/%0200d", 7);
-	assert_false(tr_channel_listen_parse(long_path, &(tr_channel_listen){ 0 }, NULL));
+	assert_false(tr_netaddr_parse(long_path, &(tr_netaddr){ 0 }, NULL));
 	g_free(long_path);
 }
 
@@ -68,11 +68,11 @@ static void test_header_value(void **state)
 {
 	(void)state;
 	tr_pool *pool = tr_pool_new(0);
-	assert_string_equal(tr_channel_header_value(pool, "billing"), "billing");
-	assert_string_equal(tr_channel_header_value(pool, "a\r\nX-Evil: yes"), "a X-Evil: yes");
-	assert_string_equal(tr_channel_header_value(pool, "  a \t b\x01 "), "a b");
-	assert_string_equal(tr_channel_header_value(pool, NULL), "");
-	const char *enc = tr_channel_header_value(pool, "f\xc3\xa9" "d\xc3\xa9ration");
+	assert_string_equal(tr_xtriage_value(pool, "billing"), "billing");
+	assert_string_equal(tr_xtriage_value(pool, "a\r\nX-Evil: yes"), "a X-Evil: yes");
+	assert_string_equal(tr_xtriage_value(pool, "  a \t b\x01 "), "a b");
+	assert_string_equal(tr_xtriage_value(pool, NULL), "");
+	const char *enc = tr_xtriage_value(pool, "f\xc3\xa9" "d\xc3\xa9ration");
 	assert_true(g_str_has_prefix(enc, "=?"));
 	for (const char *p = enc; *p != '\0'; p++)
 		assert_true(*p >= 0x20 && *p < 0x7f);
@@ -80,7 +80,7 @@ static void test_header_value(void **state)
 	assert_string_equal(back, "f\xc3\xa9" "d\xc3\xa9ration");
 	g_free(back);
 	/* Invalid UTF-8 is repaired, not passed on. */
-	const char *bad = tr_channel_header_value(pool, "x\xff\xfey");
+	const char *bad = tr_xtriage_value(pool, "x\xff\xfey");
 	for (const char *p = bad; *p != '\0'; p++)
 		assert_true(*p >= 0x20 && *p < 0x7f);
 	tr_pool_free(&pool);
@@ -90,18 +90,18 @@ static void test_find_ticket(void **state)
 {
 	(void)state;
 	char buf[64];
-	assert_true(tr_channel_find_ticket("Re: [TKT-000123] printer", "TKT", buf, sizeof(buf)));
+	assert_true(tr_xtriage_find_ticket("Re: [TKT-000123] printer", "TKT", buf, sizeof(buf)));
 	assert_string_equal(buf, "TKT-000123");
-	assert_true(tr_channel_find_ticket("AW: [tkt-7] x", "TKT", buf, sizeof(buf)));
+	assert_true(tr_xtriage_find_ticket("AW: [tkt-7] x", "TKT", buf, sizeof(buf)));
 	assert_string_equal(buf, "tkt-7");
-	assert_true(tr_channel_find_ticket("[P1] [TKT-42]", "TKT", buf, sizeof(buf)));
+	assert_true(tr_xtriage_find_ticket("[P1] [TKT-42]", "TKT", buf, sizeof(buf)));
 	assert_string_equal(buf, "TKT-42");
-	assert_false(tr_channel_find_ticket("TKT-000123 without brackets", "TKT", buf, sizeof(buf)));
-	assert_false(tr_channel_find_ticket("[TKT-] [TKT-12a] [TKTX-1] [", "TKT", buf, sizeof(buf)));
-	assert_false(tr_channel_find_ticket("[SUP-1]", "TKT", buf, sizeof(buf)));
-	assert_false(tr_channel_find_ticket(NULL, "TKT", buf, sizeof(buf)));
-	assert_false(tr_channel_find_ticket("[TKT-1234567890123456789]", "TKT", buf, sizeof(buf)));
-	assert_false(tr_channel_find_ticket("[TKT-1]", "TKT", buf, 4));
+	assert_false(tr_xtriage_find_ticket("TKT-000123 without brackets", "TKT", buf, sizeof(buf)));
+	assert_false(tr_xtriage_find_ticket("[TKT-] [TKT-12a] [TKTX-1] [", "TKT", buf, sizeof(buf)));
+	assert_false(tr_xtriage_find_ticket("[SUP-1]", "TKT", buf, sizeof(buf)));
+	assert_false(tr_xtriage_find_ticket(NULL, "TKT", buf, sizeof(buf)));
+	assert_false(tr_xtriage_find_ticket("[TKT-1234567890123456789]", "TKT", buf, sizeof(buf)));
+	assert_false(tr_xtriage_find_ticket("[TKT-1]", "TKT", buf, 4));
 }
 
 static void test_triage_headers(void **state)
@@ -133,8 +133,8 @@ static void test_triage_headers(void **state)
 	d.hits = hits;
 	d.n_hits = n_hits;
 
-	tr_channel_header h[TR_CHANNEL_HEADERS_MAX];
-	size_t n = tr_channel_triage_headers(msg->pool, &d, "", 200, "\r\n\t", h);
+	tr_xtriage_header h[TR_XTRIAGE_HEADERS_MAX];
+	size_t n = tr_xtriage_headers(msg->pool, &d, "", 200, "\r\n\t", h);
 	assert_int_equal(n, 6);   /* no ticket, no escalation */
 	assert_string_equal(h[0].name, "X-Triage-Priority");
 	assert_string_equal(h[0].value, "P2");
@@ -158,16 +158,16 @@ static void test_triage_headers(void **state)
 
 	/* Bounded: a short limit cuts with "...". */
 	d.escalate = true;
-	n = tr_channel_triage_headers(msg->pool, &d, "TKT-000001", 40, "\n\t", h);
+	n = tr_xtriage_headers(msg->pool, &d, "TKT-000001", 40, "\n\t", h);
 	assert_int_equal(n, 8);
 	assert_string_equal(h[5].name, "X-Triage-Escalate");
 	assert_string_equal(h[6].value, "TKT-000001");
 	assert_true(g_str_has_suffix(h[7].value, ", ..."));
 	assert_true(strlen(h[7].value) <= 40 + 2);
-	n = tr_channel_triage_headers(msg->pool, &d, NULL, 16, "\n\t", h);
+	n = tr_xtriage_headers(msg->pool, &d, NULL, 16, "\n\t", h);
 	assert_string_equal(h[n - 1].value, "...");
 	d.n_hits = 0;
-	n = tr_channel_triage_headers(msg->pool, &d, NULL, 200, "\n\t", h);
+	n = tr_xtriage_headers(msg->pool, &d, NULL, 200, "\n\t", h);
 	assert_string_equal(h[n - 1].value, "none");
 
 	tr_msg_free(&msg);
@@ -175,94 +175,6 @@ static void test_triage_headers(void **state)
 	tr_diag_free(&diag);
 }
 
-static void test_lists(void **state)
-{
-	(void)state;
-	char **l = tr_channel_split_list(" A@B.test, @c.test;;d  ");
-	assert_int_equal(g_strv_length(l), 3);
-	assert_string_equal(l[0], "a@b.test");
-	assert_string_equal(l[1], "@c.test");
-	assert_string_equal(l[2], "d");
-	g_strfreev(l);
-	l = tr_channel_split_list(NULL);
-	assert_null(l[0]);
-	g_strfreev(l);
-	tr_pool *pool = tr_pool_new(0);
-	assert_string_equal(tr_channel_strip_brackets(pool, " <a@b.test> "), "a@b.test");
-	assert_string_equal(tr_channel_strip_brackets(pool, "<@r1,@r2:a@b.test>"), "a@b.test");
-	assert_string_equal(tr_channel_strip_brackets(pool, "<>"), "");
-	assert_string_equal(tr_channel_strip_brackets(pool, "plain@b.test"), "plain@b.test");
-	tr_pool_free(&pool);
-}
-
-static tr_conf *conf_text(const char *text, tr_diag *diag)
-{
-	tr_conf *conf = tr_conf_load_data("test.conf", text, strlen(text), diag);
-	assert_non_null(conf);
-	return conf;
-}
-
-static void test_lmtp_settings(void **state)
-{
-	(void)state;
-	tr_diag *diag = tr_diag_new();
-	tr_conf *conf = conf_text("[lmtp]\nlisten = unix:/run/t/lmtp\nnext_hop = lmtp:inet:127.0.0.1:24\n"
-	                          "next_hop_required = no\nsoft_bounce = yes\nsocket_mode = 0600\non_error = tempfail\n"
-	                          "message_bytes = 10M\nrecipients = 5\ntimeout = 2m\nhostname = mx.example.test\n", diag);
-	tr_lmtp_settings s;
-	tr_lmtp_settings_load(&s, conf, NULL, diag);
-	assert_int_equal(tr_diag_error_count(diag), 0);
-	assert_int_equal(tr_diag_warning_count(diag), 0);
-	assert_string_equal(s.listen, "unix:/run/t/lmtp");
-	assert_string_equal(s.next_hop, "lmtp:inet:127.0.0.1:24");
-	assert_false(s.next_hop_required);
-	assert_true(s.soft_bounce);
-	assert_int_equal(s.socket_mode, 0600);
-	assert_int_equal(s.on_error, TR_LMTP_ON_ERROR_TEMPFAIL);
-	assert_int_equal(s.limits.message_bytes, 10 * 1024 * 1024);
-	assert_int_equal(s.limits.recipients, 5);
-	assert_int_equal(s.limits.timeout, 120);
-	assert_string_equal(s.hostname, "mx.example.test");
-	tr_lmtp_settings_clear(&s);
-	/* --listen wins. */
-	tr_lmtp_settings_load(&s, conf, "inet:127.0.0.1:2424", diag);
-	assert_string_equal(s.listen, "inet:127.0.0.1:2424");
-	tr_lmtp_settings_clear(&s);
-	tr_conf_free(&conf);
-	tr_diag_free(&diag);
-
-	static const char *const bad[] = {
-		"[lmtp]\nlisten = nowhere\n",
-		"[lmtp]\nnext_hop = lmtp:inet:host\n",
-		"[lmtp]\nsocket_mode = 999\n",
-		"[lmtp]\non_error = reject\n",
-		"[lmtp]\nmessage_bytes = 12\n",
-		"[lmtp]\nhostname = bad host\n",
-		"[lmtp]\nnext_hop_required = perhaps\n",
-	};
-	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
-		diag = tr_diag_new();
-		conf = conf_text(bad[i], diag);
-		tr_lmtp_settings_load(&s, conf, NULL, diag);
-		if (tr_diag_error_count(diag) == 0)
-			fail_msg("no error for:\n%s", bad[i]);
-		tr_lmtp_settings_clear(&s);
-		tr_conf_free(&conf);
-		tr_diag_free(&diag);
-	}
-	/* An unknown key is a warning with its line. */
-	diag = tr_diag_new();
-	conf = conf_text("[lmtp]\n\nlisten_on = x\n", diag);
-	tr_lmtp_settings_load(&s, conf, NULL, diag);
-	assert_int_equal(tr_diag_warning_count(diag), 1);
-	char *text = tr_diag_join(diag);
-	assert_non_null(strstr(text, "test.conf:3"));
-	assert_non_null(strstr(text, "listen_on"));
-	g_free(text);
-	tr_lmtp_settings_clear(&s);
-	tr_conf_free(&conf);
-	tr_diag_free(&diag);
-}
 
 int main(void)
 {
@@ -272,8 +184,6 @@ int main(void)
 		cmocka_unit_test(test_header_value),
 		cmocka_unit_test(test_find_ticket),
 		cmocka_unit_test(test_triage_headers),
-		cmocka_unit_test(test_lists),
-		cmocka_unit_test(test_lmtp_settings),
 	};
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);
 	g_mime_shutdown();

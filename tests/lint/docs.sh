@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# tests/lint/docs.sh — the documentation says what the code does:
+# docs/limits.md is the output of `triage check-config --limits`; every
+# command has --help; the README names every command.
+set -u
+cd "$(dirname "$0")/../.." || exit 2
+. tests/lib/tap.sh
+BIN=build/triage
+[ -x "$BIN" ] || bail "$BIN is not built"
+want=$("$BIN" check-config --limits)
+got=$(sed -n '/^| limit |/,$p' docs/limits.md)
+is "$got" "$want" "docs/limits.md matches triage check-config --limits"
+commands=$("$BIN" --help | sed -n 's/^  \([a-z-]*\) .*/\1/p')
+for c in $commands; do
+	"$BIN" "$c" --help >/dev/null 2>&1
+	ok $? "triage $c --help works"
+	grep -q "triage $c" README
+	ok $? "README mentions triage $c"
+done
+done_testing
