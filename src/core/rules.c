@@ -994,10 +994,10 @@ tr_rules *tr_rules_load_data(const char *name, const char *data, size_t len,
 static const char *const negators[] = {
 	"not", "no", "never", "isn't", "isnt", "don't", "dont", "doesn't", "doesnt", "didn't",
 	"didnt", "wasn't", "wasnt", "aren't", "arent", "won't", "wont", "without", "hardly",
-	"nothing", "nor", "neither", "nunca", "sin", "ni", "tampoco", "nicht", "kein", "keine",
-	"keinen", "keinem", "keiner", "nie", "ohne", "pas", "non", "sans", "jamais", "aucun",
-	"aucune", "nao", "sem", "nem", "nenhum", "nenhuma", "niet", "geen", "nooit", "zonder",
-	"senza", "mai", NULL,
+	"nothing", "nor", "neither", "nunca", "sin", "ni", "tampoco", "nada", "nicht", "nichts",
+	"kein", "keine", "keinen", "keinem", "keiner", "nie", "ohne", "pas", "non", "sans",
+	"jamais", "aucun", "aucune", "rien", "nao", "sem", "nem", "nenhum", "nenhuma", "niet",
+	"niets", "geen", "nooit", "zonder", "senza", "mai", "niente", NULL,
 };
 
 static bool is_negator(const char *w, size_t len)
@@ -1167,8 +1167,10 @@ static bool boundary_after(const char *text, size_t len, size_t pos)
 	       !tr_fold_is_word_byte((unsigned char)text[pos - 1]);
 }
 
-/* Text ready for matching: folded, whitespace runs (newlines too) as one
- * space, at most match_chars characters. */
+/* Text ready for matching: folded, whitespace runs (a single newline too:
+ * mail is hard-wrapped) as one space, at most match_chars characters.  A
+ * blank line becomes one '\n', so that a paragraph ends a negation's reach
+ * (is_clause_break) and no phrase spans two paragraphs. */
 static char *match_text(const match_ctx *ctx, const char *text, size_t *len_r)
 {
 	size_t len = strlen(text);
@@ -1182,15 +1184,18 @@ static char *match_text(const match_ctx *ctx, const char *text, size_t *len_r)
 	char *folded = tr_fold(ctx->msg->pool, text, len, &flen);
 	size_t o = 0;
 	bool space = false;
+	int newlines = 0;
 	for (size_t i = 0; i < flen; i++) {
 		char c = folded[i];
 		if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
 			space = o > 0;
+			newlines += c == '\n';
 			continue;
 		}
 		if (space)
-			folded[o++] = ' ';
+			folded[o++] = newlines >= 2 ? '\n' : ' ';
 		space = false;
+		newlines = 0;
 		folded[o++] = c;
 	}
 	folded[o] = '\0';

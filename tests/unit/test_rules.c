@@ -198,6 +198,16 @@ static void test_negation(void **state)
 	assert_false(fires(rules, "", "ce n'est pas urgent", "urgent"));
 	assert_false(fires(rules, "", "não é urgente", "urgent"));
 	assert_false(fires(rules, "", "there was no data loss", "loss"));
+	/* A blank line ends the clause too ("No worries" as its own paragraph);
+	 * a single line break does not (mail is hard-wrapped). */
+	assert_true(fires(rules, "", "Hi, no worries\n\nurgent: the export fails", "urgent"));
+	assert_true(fires(rules, "", "no problem\r\n  \r\nurgent: the export fails", "urgent"));
+	assert_false(fires(rules, "", "this is not\nurgent", "urgent"));
+	/* "Nothing urgent" in every language, not only in English. */
+	assert_false(fires(rules, "", "nothing urgent", "urgent"));
+	assert_false(fires(rules, "", "Hola, nada urgente", "urgent"));
+	assert_false(fires(rules, "", "Bonjour, rien d'urgent", "urgent"));
+	assert_false(fires(rules, "", "nichts dringend", "urgent"));
 	/* A clause break or "but" ends the negation. */
 	assert_true(fires(rules, "", "I did not sleep. This is urgent", "urgent"));
 	assert_true(fires(rules, "", "not much to say but urgent", "urgent"));
