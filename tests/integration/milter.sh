@@ -117,7 +117,8 @@ like "$got" '^X-Triage-Tier: L3$' "X-Triage-Tier"
 like "$got" '^X-Triage-Team: engineering$' "X-Triage-Team"
 like "$got" '^X-Triage-Sentiment: negative; compound=-' "X-Triage-Sentiment"
 like "$got" '^X-Triage-Ticket: TKT-[0-9]{6}$' "X-Triage-Ticket"
-like "$got" '^X-Triage-Rules: urgency\.urgent' "X-Triage-Rules"
+like "$(sed -n '/^X-Triage-Rules:/,/^[^\t]/p' <<<"$got" | tr -d '\n\t')" '^X-Triage-Rules: .*trigger\.outage' \
+	"X-Triage-Rules names the rules that fired"
 like "$(sed -n '/^X-Triage-Rules:/,/^[^\t]/p' <<<"$got" | sed -n 2p)" $'^\t[a-z]' "X-Triage-Rules is folded into a continuation line"
 ticket=$(sed -n 's/^X-Triage-Ticket: //p' <<<"$got")
 like "$got" "^Subject: \\[P1\\] \\[$ticket\\] URGENT: production API down for everyone\$" "the subject is tagged"

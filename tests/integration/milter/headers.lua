@@ -14,7 +14,7 @@ assert(mt.eom_check(conn, MT_HDRADD, "X-Triage-Sentiment"), "X-Triage-Sentiment 
 assert(mt.eom_check(conn, MT_HDRADD, "X-Triage-Escalate", "yes"), "X-Triage-Escalate not added")
 pass("X-Triage-Priority/Category/Tier/Team/Sentiment/Escalate added")
 local rules = mt.getheader(conn, "X-Triage-Rules", 0)
-assert(rules ~= nil and string.find(rules, "urgency.urgent", 1, true), "X-Triage-Rules: " .. tostring(rules))
+assert(rules ~= nil and string.find(rules, "trigger.outage", 1, true), "X-Triage-Rules: " .. tostring(rules))
 assert(not string.find(rules, "\r", 1, true), "X-Triage-Rules folds with LF only")
 pass("X-Triage-Rules lists the rules that fired: " .. string.gsub(rules, "\n\t", " "))
 local ticket = mt.getheader(conn, "X-Triage-Ticket", 0)
