@@ -32,10 +32,11 @@ static bool stopping(tr_imap_watch *w)
 	return g_atomic_int_get(&w->stopping) != 0;
 }
 
-/* Sleep up to seconds, returning early when asked to stop. */
-static void nap(tr_imap_watch *w, int64_t seconds)
+/* Sleep up to ms milliseconds (a tr_backoff delay), returning early when
+ * asked to stop. */
+static void nap(tr_imap_watch *w, int64_t ms)
 {
-	gint64 until = g_get_monotonic_time() + seconds * G_USEC_PER_SEC;
+	gint64 until = g_get_monotonic_time() + ms * 1000;
 	g_mutex_lock(&w->lock);
 	while (!stopping(w) && g_cond_wait_until(&w->wake, &w->lock, until))
 		;
@@ -229,8 +230,8 @@ static gpointer run(gpointer data)
 				} else {
 					bool loud = cls == TR_IMAP_CLASS_SLOW;
 					int64_t delay = tr_backoff_next(loud ? &slow : &network);
-					tr_log(loud ? TR_LOG_ERROR : TR_LOG_WARNING, "imap %s: %s; retrying in %" G_GINT64_FORMAT " s",
-					       w->imap.name, error->message, (gint64)delay);
+					tr_log(loud ? TR_LOG_ERROR : TR_LOG_WARNING, "imap %s: %s; retrying in %.1f s",
+					       w->imap.name, error->message, delay / 1000.0);
 					g_clear_error(&error);
 					count(w, &w->stats.errors, 1);
 					nap(w, delay);

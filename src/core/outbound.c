@@ -423,7 +423,7 @@ static GMimeObject *text_part(const char *text)
 static GMimeObject *rfc822_part(const char *data, size_t len)
 {
 	GMimePart *part = g_mime_part_new_with_type("message", "rfc822");
-	g_mime_object_set_content_disposition(GMIME_OBJECT(part), g_mime_content_disposition_parse(NULL, "inline"));
+	g_mime_object_set_disposition(GMIME_OBJECT(part), "inline");
 	GMimeStream *stream = g_mime_stream_mem_new_with_buffer(data, len);
 	GMimeDataWrapper *wrapper = g_mime_data_wrapper_new_with_stream(stream, GMIME_CONTENT_ENCODING_DEFAULT);
 	g_mime_part_set_content(part, wrapper);

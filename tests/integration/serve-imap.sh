@@ -61,9 +61,14 @@ drop() {
 	done
 	chown -R 65534:65534 "$maildir"
 }
+# For wait_until, which runs its command again and again: no $(...) in its
+# arguments (that would be expanded once, before the first try).
+tickets_are() { [ "$(tickets)" = "$1" ]; }
+untriaged_is() { [ "$(untriaged)" = "$1" ]; }
+stored() { [ "$(q "SELECT count(*) FROM messages WHERE message_id = '$1'")" = 1 ]; }
 untriaged() {
 	local out
-	out=$(srv_imap_curl support INBOX --request 'SEARCH UNKEYWORD $Triaged' 2>/dev/null) || { echo "?"; return; }
+	out=$(srv_imap_curl support INBOX --request 'SEARCH UNKEYWORD $Triaged' 2>/dev/null | tr -d '\r') || { echo "?"; return; }
 	set -- ${out#* SEARCH}
 	echo $#
 }
@@ -95,14 +100,14 @@ is "$(tickets)" 0 "nothing was fetched over the untrusted connection"
 
 # 2. With the CA: the waiting message, then new mail during IDLE.
 start_serve
-wait_until 15 test "$(tickets)" = 1
+wait_until 15 tickets_are 1
 ok $? "with the CA configured, the waiting message becomes a ticket"
 wait_until 10 grep -q 'imap support: connected' "$SRV_DIR/serve.log"
 printf 'From: Dana <dana@idle.example>\nTo: support@example.test\nSubject: Urgent: site down\nMessage-ID: <idle-1@idle.example>\n\nOur site is down for all users.\n' >"$SRV_DIR/idle.eml"
 sleep 1
 t0=$(date +%s%N)
 lmtp_send dana@idle.example support@example.test "$SRV_DIR/idle.eml"
-wait_until 10 test "$(q "SELECT count(*) FROM messages WHERE message_id = 'idle-1@idle.example'")" = 1
+wait_until 10 stored idle-1@idle.example
 t1=$(date +%s%N)
 ms=$(((t1 - t0) / 1000000))
 diag "new mail to ticket during IDLE: $ms ms"
@@ -133,9 +138,9 @@ ok $([ ! -e "$SRV_DIR/serve.pid" ] && echo 0 || echo 1) "the pid file is removed
 before=$(tickets)
 drop 2 501
 start_serve
-wait_until 60 test "$(tickets)" = "$((before + 500))"
+wait_until 60 tickets_are "$((before + 500))"
 ok $? "500 messages delivered while stopped: all triaged on start"
-wait_until 20 test "$(untriaged)" = 0
+wait_until 20 untriaged_is 0
 ok $? "and all marked"
 
 # 5. SIGKILL at random points during a 1,000-message run.
@@ -148,9 +153,9 @@ for round in 1 2 3 4 5 6; do
 	start_serve
 done
 diag "killed triage serve $kills times during the run"
-wait_until 90 test "$(tickets)" = "$((before + 1500))"
+wait_until 90 tickets_are "$((before + 1500))"
 ok $? "after the kills: exactly one ticket per message ($(tickets) tickets)"
-wait_until 30 test "$(untriaged)" = 0
+wait_until 30 untriaged_is 0
 ok $? "none left unmarked"
 is "$(q "SELECT count(*) FROM outbox WHERE kind = 'ack'")" "$(q "SELECT count(DISTINCT ticket_id) FROM outbox WHERE kind = 'ack'")" \
 	"no ticket with two acknowledgments"
@@ -161,9 +166,11 @@ is "$(q "SELECT count(*) FROM (SELECT message_id FROM messages WHERE direction =
 drop 1502 1701
 sleep 0.3
 srv_restart_dovecot
-wait_until 60 test "$(tickets)" = "$((before + 1700))"
-ok $? "Dovecot restarted mid-run: every message triaged once"
-wait_until 20 test "$(untriaged)" = 0
+wait_until 60 tickets_are "$((before + 1700))"
+status=$?
+ok $status "Dovecot restarted mid-run: every message triaged once"
+[ $status = 0 ] || diag "$(tail -20 "$SRV_DIR/serve.log" | cut -c1-200)"
+wait_until 20 untriaged_is 0
 ok $? "and marked after the reconnect"
 like "$(cat "$SRV_DIR/serve.log")" 'imap support: .*(reconnect|retrying)' "the reconnect is logged"
 
@@ -173,9 +180,11 @@ head -c 200000 /dev/zero | tr '\0' 'x' | sed 's/x\{76\}/&\n/g' >"$SRV_DIR/big.bo
 { printf 'From: big@big.example\nSubject: big\nMessage-ID: <big@big.example>\n\n'; cat "$SRV_DIR/big.body"; } \
 	>"$maildir/new/1799999999.Mbig.test"
 drop 1702 1711
-wait_until 30 test "$(tickets)" = "$((before + 1710))"
-ok $? "the messages around the poisoned ones are triaged"
-wait_until 15 test "$(imap_count support Quarantine)" = 2
+wait_until 30 tickets_are "$((before + 1710))"
+status=$?
+ok $status "the messages around the poisoned ones are triaged"
+[ $status = 0 ] || diag "$(tail -15 "$SRV_DIR/serve.log" | cut -c1-200; echo tickets: $(tickets))"
+wait_until 15 imap_wait_count support Quarantine 2 1
 ok $? "the empty and the oversized message are in Quarantine"
 like "$(cat "$SRV_DIR/serve.log")" 'moved to Quarantine' "the quarantine is logged"
 
@@ -186,7 +195,7 @@ for f in "$maildir"/cur/*; do mv "$f" "$maildir/new/$(basename "${f%%:2,*}")"; d
 rm -f "$maildir"/dovecot-uidlist "$maildir"/dovecot.index* "$maildir"/dovecot-keywords
 chown -R 65534:65534 "$maildir"
 start_serve
-wait_until 60 test "$(untriaged)" = 0
+wait_until 60 untriaged_is 0
 ok $? "after a UIDVALIDITY reset everything is rescanned and marked again"
 like "$(cat "$SRV_DIR/serve.log")" 'UIDVALIDITY changed' "the reset is noticed and logged"
 is "$(tickets)" "$n" "and no ticket is created twice"

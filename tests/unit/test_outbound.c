@@ -258,7 +258,9 @@ static void test_forward_attaches_original(void **state)
 	assert_int_equal(g_mime_multipart_get_count(GMIME_MULTIPART(top)), 2);
 	GMimeObject *att = g_mime_multipart_get_part(GMIME_MULTIPART(top), 1);
 	GMimeContentType *ct = g_mime_object_get_content_type(att);
-	assert_string_equal(g_mime_content_type_get_mime_type(ct), "message/rfc822");
+	char *mime_type = g_mime_content_type_get_mime_type(ct);  /* caller frees */
+	assert_string_equal(mime_type, "message/rfc822");
+	g_free(mime_type);
 	GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(att));
 	assert_non_null(inner);
 	assert_string_equal(g_mime_object_get_header(GMIME_OBJECT(inner), "X-Original-Header"), "kept");
