@@ -1,6 +1,9 @@
 /* cmd_check_config.c — `triage check-config`: validate everything, print every error */
 #include <stdio.h>
+#include <string.h>
 
+#include "channels/lmtp.h"
+#include "channels/milter.h"
 #include "cli/cli.h"
 #include "core/template.h"
 #include "store/store.h"
@@ -30,6 +33,8 @@ int tr_cli_check_config(int argc, char **argv)
 		tr_conftab_markdown(tr_norm_limits_table, "limits", out);
 		tr_conftab_markdown(tr_rules_limits_table, "rules", out);
 		tr_conftab_markdown(tr_store_limits_table, "store", out);
+		tr_conftab_markdown(tr_lmtp_limits_table, "lmtp", out);
+		tr_conftab_markdown(tr_milter_limits_table, "milter", out);
 		for (const tr_tmpl_limit *l = tr_tmpl_limits(); l->name != NULL; l++)
 			g_string_append_printf(out, "| `(templates) %s` | %zu | fixed | %s |\n", l->name, l->value, l->doc);
 		fputs(out->str, stdout);
@@ -40,11 +45,18 @@ int tr_cli_check_config(int argc, char **argv)
 	const char *path = tr_cli_config_path(config);
 	tr_diag *diag = tr_diag_new();
 	tr_engine *engine = tr_engine_load(path, diag);
+	/* The store's groups ([store], [tickets], [ack]) and the mail
+	 * channels' ([lmtp], [milter]) too. */
+	tr_lmtp_settings lmtp;
+	tr_milter_settings milter;
+	memset(&lmtp, 0, sizeof(lmtp));
+	memset(&milter, 0, sizeof(milter));
 	if (engine != NULL) {
-		/* The store's groups too ([store], [tickets], [ack]). */
 		tr_store_settings settings;
 		tr_store_settings_load(&settings, tr_engine_conf(engine), NULL, diag);
 		tr_store_settings_clear(&settings);
+		tr_lmtp_settings_load(&lmtp, tr_engine_conf(engine), NULL, diag);
+		tr_milter_settings_load(&milter, tr_engine_conf(engine), NULL, diag);
 		if (tr_diag_error_count(diag) > 0)
 			tr_engine_free(&engine);
 	}
@@ -59,11 +71,19 @@ int tr_cli_check_config(int argc, char **argv)
 			char *text = tr_engine_describe(engine);
 			fputs(text, stdout);
 			g_free(text);
+			GString *more = g_string_new("\n[lmtp]\n");
+			tr_conftab_print(tr_lmtp_limits_table, &lmtp.limits, more);
+			g_string_append(more, "\n[milter]\n");
+			tr_conftab_print(tr_milter_limits_table, &milter.limits, more);
+			fputs(more->str, stdout);
+			g_string_free(more, TRUE);
 		}
 	} else {
 		fprintf(stderr, "%s: %u error%s\n", path, tr_diag_error_count(diag),
 		        tr_diag_error_count(diag) == 1 ? "" : "s");
 	}
+	tr_lmtp_settings_clear(&lmtp);
+	tr_milter_settings_clear(&milter);
 	tr_engine_free(&engine);
 	tr_diag_free(&diag);
 	g_free(config);

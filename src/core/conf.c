@@ -414,6 +414,12 @@ static const char *unit_hint(tr_unit unit)
 void tr_conftab_load(const tr_conftab *tab, const tr_conf *conf, tr_diag *diag,
                      const char *group, void *target)
 {
+	tr_conftab_load_keys(tab, conf, diag, group, target, NULL);
+}
+
+void tr_conftab_load_keys(const tr_conftab *tab, const tr_conf *conf, tr_diag *diag,
+                          const char *group, void *target, const char *const *extra_keys)
+{
 	tr_conftab_defaults(tab, target);
 	if (!g_key_file_has_group(conf->kf, group))
 		return;
@@ -435,6 +441,8 @@ void tr_conftab_load(const tr_conftab *tab, const tr_conf *conf, tr_diag *diag,
 			*(int64_t *)((char *)target + row->offset) = v;
 		g_free(text);
 	}
+	for (const char *const *k = extra_keys; k != NULL && *k != NULL; k++)
+		g_ptr_array_add(known, (gpointer)*k);
 	g_ptr_array_add(known, NULL);
 	tr_conf_check_keys(conf, diag, group, (const char *const *)known->pdata);
 	g_ptr_array_free(known, TRUE);
