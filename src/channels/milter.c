@@ -487,8 +487,14 @@ static void tag_subject(tr_milter_msg *msg, const tr_msg *parsed, const tr_decis
 			const char *old = msg->subject_raw;
 			while (*old == ' ' || *old == '\t')
 				old++;
-			add_action(msg, TR_MILTER_CHANGE_HEADER, "Subject", 1,
-			           tr_pool_printf(msg->pool, "%s%s", tags->str, old));
+			char *value = tr_pool_printf(msg->pool, "%s%s", tags->str, old);
+			/* What we write back has no line break but folds: a bare CR or
+			 * LF in the original becomes a space. */
+			for (char *c = value; *c != '\0'; c++) {
+				if (*c == '\r' || (*c == '\n' && c[1] != ' ' && c[1] != '\t'))
+					*c = ' ';
+			}
+			add_action(msg, TR_MILTER_CHANGE_HEADER, "Subject", 1, value);
 		} else {
 			g_string_truncate(tags, tags->len - 1);
 			add_action(msg, TR_MILTER_ADD_HEADER, "Subject", 0, tr_pool_strdup(msg->pool, tags->str));

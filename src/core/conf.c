@@ -50,6 +50,12 @@ static void diag_add(tr_diag *diag, const char *kind, const char *file, int line
 	else
 		msg = g_strdup_printf("%s: %s", kind, text);
 	g_free(text);
+	if (!g_utf8_validate(msg, -1, NULL)) {
+		/* A name quoted from a file in another encoding: shown, repaired. */
+		char *valid = g_utf8_make_valid(msg, -1);
+		g_free(msg);
+		msg = valid;
+	}
 	g_ptr_array_add(diag->messages, msg);
 }
 

@@ -779,10 +779,11 @@ tr_policy *tr_policy_load(const tr_conf *main, const char *const *categories, tr
 		for (unsigned i = 0; i < tr_customers_count(p->customers); i++) {
 			const tr_customer *c = tr_customers_get(p->customers, i);
 			if (c->account_manager != NULL && !g_hash_table_contains(p->people, c->account_manager))
-				tr_diag_error(diag, NULL, 0, "customer %s: account_manager '%s' has no [person]",
-				              c->account, c->account_manager);
+				tr_diag_error(diag, tr_customers_path(p->customers), c->line,
+				              "customer %s: account_manager '%s' has no [person]", c->account, c->account_manager);
 			if (c->calendar != NULL && !g_hash_table_contains(p->calendars, c->calendar))
-				tr_diag_error(diag, NULL, 0, "customer %s: no [calendar %s]", c->account, c->calendar);
+				tr_diag_error(diag, tr_customers_path(p->customers), c->line, "customer %s: no [calendar %s]",
+				              c->account, c->calendar);
 		}
 	}
 	tr_conf_free(&conf);
