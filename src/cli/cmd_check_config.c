@@ -1,9 +1,34 @@
 /* cmd_check_config.c — `triage check-config`: validate everything, print every error */
 #include <stdio.h>
 
+#include "channels/imap.h"
+#include "channels/smtp.h"
+#include "channels/xmpp.h"
 #include "cli/cli.h"
 #include "core/template.h"
 #include "store/store.h"
+
+/* The groups only `triage serve` reads — [imap NAME], [smtp], [xmpp] —
+ * checked by the very loaders the daemon uses, so that a configuration
+ * check-config accepts is one the daemon starts with.  ([serve]'s own keys
+ * are checked when the daemon starts.) */
+static void check_channels(const tr_conf *conf, tr_diag *diag)
+{
+	GKeyFile *kf = tr_conf_keyfile(conf);
+	GPtrArray *imaps = tr_imap_configs_load(conf, diag);
+	if (imaps != NULL)
+		g_ptr_array_unref(imaps);
+	if (g_key_file_has_group(kf, "smtp")) {
+		tr_smtp_config smtp; /* load sets the defaults first */
+		tr_smtp_config_load(&smtp, conf, diag);
+		tr_smtp_config_clear(&smtp);
+	}
+	if (g_key_file_has_group(kf, "xmpp")) {
+		tr_xmpp_config xmpp; /* load sets the defaults first */
+		tr_xmpp_config_load(&xmpp, conf, diag);
+		tr_xmpp_config_clear(&xmpp);
+	}
+}
 
 int tr_cli_check_config(int argc, char **argv)
 {
@@ -45,6 +70,7 @@ int tr_cli_check_config(int argc, char **argv)
 		tr_store_settings settings;
 		tr_store_settings_load(&settings, tr_engine_conf(engine), NULL, diag);
 		tr_store_settings_clear(&settings);
+		check_channels(tr_engine_conf(engine), diag);
 		if (tr_diag_error_count(diag) > 0)
 			tr_engine_free(&engine);
 	}
