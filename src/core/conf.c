@@ -411,8 +411,8 @@ static const char *unit_hint(tr_unit unit)
 	}
 }
 
-void tr_conftab_load(const tr_conftab *tab, const tr_conf *conf, tr_diag *diag,
-                     const char *group, void *target)
+static void conftab_load(const tr_conftab *tab, const tr_conf *conf, tr_diag *diag,
+                         const char *group, void *target, bool check_keys)
 {
 	tr_conftab_defaults(tab, target);
 	if (!g_key_file_has_group(conf->kf, group))
@@ -436,8 +436,21 @@ void tr_conftab_load(const tr_conftab *tab, const tr_conf *conf, tr_diag *diag,
 		g_free(text);
 	}
 	g_ptr_array_add(known, NULL);
-	tr_conf_check_keys(conf, diag, group, (const char *const *)known->pdata);
+	if (check_keys)
+		tr_conf_check_keys(conf, diag, group, (const char *const *)known->pdata);
 	g_ptr_array_free(known, TRUE);
+}
+
+void tr_conftab_load(const tr_conftab *tab, const tr_conf *conf, tr_diag *diag,
+                     const char *group, void *target)
+{
+	conftab_load(tab, conf, diag, group, target, true);
+}
+
+void tr_conftab_load_values(const tr_conftab *tab, const tr_conf *conf, tr_diag *diag,
+                            const char *group, void *target)
+{
+	conftab_load(tab, conf, diag, group, target, false);
 }
 
 void tr_conftab_print(const tr_conftab *tab, const void *target, GString *out)

@@ -221,7 +221,9 @@ int tr_serve_main(const tr_serve_options *o)
 	g_mutex_init(&d.lock);
 	g_cond_init(&d.wake);
 	tr_diag *diag = tr_diag_new();
-	tr_conftab_load(serve_limits_table, conf, diag, "serve", &d.limits);
+	/* [serve] holds more than the table (pidfile, user, log, log_level):
+	 * its keys are checked once, below, against the full list. */
+	tr_conftab_load_values(serve_limits_table, conf, diag, "serve", &d.limits);
 	static const char *const serve_keys[] = {
 		"pidfile", "user", "log", "log_level", "sla_interval", "outbox_interval", "drain_timeout", NULL,
 	};
@@ -245,8 +247,10 @@ int tr_serve_main(const tr_serve_options *o)
 	if (d.have_smtp)
 		tr_smtp_config_load(&d.smtp_config, conf, diag);
 	const GPtrArray *msgs = tr_diag_messages(diag);
-	for (guint i = 0; i < msgs->len; i++)
-		tr_log_error("%s", (const char *)g_ptr_array_index(msgs, i));
+	for (guint i = 0; i < msgs->len; i++) {
+		const char *msg = g_ptr_array_index(msgs, i);
+		tr_log(strstr(msg, ": warning: ") != NULL ? TR_LOG_WARNING : TR_LOG_ERROR, "%s", msg);
+	}
 	if (tr_diag_error_count(diag) > 0) {
 		tr_log_error("%s: configuration refused, not starting", o->config_path);
 		return 2;
