@@ -2,11 +2,36 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "channels/imap.h"
 #include "channels/lmtp.h"
 #include "channels/milter.h"
+#include "channels/smtp.h"
+#include "channels/xmpp.h"
 #include "cli/cli.h"
+#include "daemon/serve.h"
 #include "core/template.h"
 #include "store/store.h"
+
+/* The groups only `triage serve` reads — [imap NAME], [smtp], [xmpp] —
+ * checked by the very loaders the daemon uses, so that a configuration
+ * check-config accepts is one the daemon starts with. */
+static void check_channels(const tr_conf *conf, tr_diag *diag)
+{
+	GKeyFile *kf = tr_conf_keyfile(conf);
+	GPtrArray *imaps = tr_imap_configs_load(conf, diag);
+	if (imaps != NULL)
+		g_ptr_array_unref(imaps);
+	if (g_key_file_has_group(kf, "smtp")) {
+		tr_smtp_config smtp; /* load sets the defaults first */
+		tr_smtp_config_load(&smtp, conf, diag);
+		tr_smtp_config_clear(&smtp);
+	}
+	if (g_key_file_has_group(kf, "xmpp")) {
+		tr_xmpp_config xmpp; /* load sets the defaults first */
+		tr_xmpp_config_load(&xmpp, conf, diag);
+		tr_xmpp_config_clear(&xmpp);
+	}
+}
 
 int tr_cli_check_config(int argc, char **argv)
 {
@@ -57,6 +82,8 @@ int tr_cli_check_config(int argc, char **argv)
 		tr_store_settings_clear(&settings);
 		tr_lmtp_settings_load(&lmtp, tr_engine_conf(engine), NULL, diag);
 		tr_milter_settings_load(&milter, tr_engine_conf(engine), NULL, diag);
+		check_channels(tr_engine_conf(engine), diag);
+		tr_serve_check_config(tr_engine_conf(engine), diag);
 		if (tr_diag_error_count(diag) > 0)
 			tr_engine_free(&engine);
 	}

@@ -417,12 +417,6 @@ static const char *unit_hint(tr_unit unit)
 	}
 }
 
-void tr_conftab_load(const tr_conftab *tab, const tr_conf *conf, tr_diag *diag,
-                     const char *group, void *target)
-{
-	tr_conftab_load_keys(tab, conf, diag, group, target, NULL);
-}
-
 void tr_conftab_load_keys(const tr_conftab *tab, const tr_conf *conf, tr_diag *diag,
                           const char *group, void *target, const char *const *extra_keys)
 {
@@ -452,6 +446,12 @@ void tr_conftab_load_keys(const tr_conftab *tab, const tr_conf *conf, tr_diag *d
 	g_ptr_array_add(known, NULL);
 	tr_conf_check_keys(conf, diag, group, (const char *const *)known->pdata);
 	g_ptr_array_free(known, TRUE);
+}
+
+void tr_conftab_load(const tr_conftab *tab, const tr_conf *conf, tr_diag *diag,
+                     const char *group, void *target)
+{
+	tr_conftab_load_keys(tab, conf, diag, group, target, NULL);
 }
 
 void tr_conftab_print(const tr_conftab *tab, const void *target, GString *out)

@@ -88,7 +88,8 @@ typedef struct {
 
 /* Tables end with a row whose name is NULL. */
 void tr_conftab_defaults(const tr_conftab *tab, void *target);
-/* Read every row present in group; out-of-range values are errors. */
+/* Read every row present in group; out-of-range values are errors; any
+ * other key in the group is warned about as unknown. */
 void tr_conftab_load(const tr_conftab *tab, const tr_conf *conf, tr_diag *diag,
                      const char *group, void *target);
 /* The same for a group that also has keys outside the table: keys that are
