@@ -340,7 +340,7 @@ tr_store *tr_store_open(const tr_store_settings *settings, GError **error)
 	sqlite3_busy_timeout(s->db, (int)MIN(settings->limits.busy_timeout * 1000, G_MAXINT));
 	sqlite3_extended_result_codes(s->db, 1);
 	char *pragmas = g_strdup_printf("PRAGMA journal_mode = WAL; PRAGMA synchronous = %s; "
-	                                "PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 4000;",
+	                                "PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 4000; PRAGMA cache_size = -16384;",
 	                                settings->limits.synchronous >= 2 ? "FULL" : "NORMAL");
 	bool ok = tr_store_exec(s, pragmas, error);
 	g_free(pragmas);
