@@ -150,6 +150,9 @@ out=$("$BIN" ingest -c "$conf" --db "$hdb" --now "$NOW" --no-deliver --json "$tm
 is "$(jq -r .result <<<"$out")" new "a stranger's reply to someone else's ticket opens a new ticket"
 is "$(jq -r .reference_refused <<<"$out")" TKT-000001 "... and records the refused reference"
 is "$(sqlite3 "$hdb" "SELECT count(*) FROM messages WHERE ticket_id = 1")" 1 "the victim's ticket is untouched"
+ackid=$(sqlite3 "$hdb" "SELECT id FROM outbox WHERE kind = 'ack' AND ticket_id = 2")
+is "$("$BIN" outbox -c "$conf" --db "$hdb" show "$ackid" | tr -d '\r' | grep -m1 '^Subject:')" \
+	"Subject: [TKT-000002] Re: My refund" "its acknowledgment carries only its own ticket tag"
 mk "$tmp/forged.eml" "Fay <fay@forge.example>" "Question about export" forged-1@forge.example \
 	"X-Triage-Ticket: TKT-000001\nX-Triage-Priority: P1\nX-Triage-Team: security\nX-Triage-Category: security\n"
 out=$("$BIN" ingest -c "$conf" --db "$hdb" --now "$NOW" --no-deliver --json "$tmp/forged.eml" 2>&1)
