@@ -591,7 +591,14 @@ static bool agent_reply(tr_ingest *ing, const tr_ingest_input *in, const tr_msg 
                         tr_ingest_result *res, GError **error)
 {
 	int64_t row;
+	tr_ticket t;
+	if (!tr_ticket_get(ing->store, ticket, &t, error))
+		return false;
 	res->kind = TR_INGEST_AGENT;
+	res->priority = t.priority;
+	g_strlcpy(res->category, t.category, sizeof(res->category));
+	g_strlcpy(res->team, t.team, sizeof(res->team));
+	tr_ticket_clear(&t);
 	fill_result(ing, res, ticket);
 	return insert_message(ing, ticket, "out", in, msg, NULL, &row, error) &&
 	       tr_ticket_ack(ing->store, tr_engine_policy(ing->engine), ticket, msg->from.address, in->now, error);
