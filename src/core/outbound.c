@@ -224,7 +224,17 @@ tr_outbound *tr_outbound_load(const tr_conf *main, tr_diag *diag)
 	tr_outbound *o = g_new0(tr_outbound, 1);
 	o->templates = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, box_free);
 	o->articles = g_ptr_array_new_with_free_func(article_free);
-	o->from = tr_conf_string(main, "outbound", "from", "Support <support@example.test>");
+	static const char *const outbound_keys[] = {
+		"from", "envelope_from", "message_id_domain", "templates", "articles", NULL,
+	};
+	if (g_key_file_has_group(tr_conf_keyfile(main), "outbound"))
+		tr_conf_check_keys(main, diag, "outbound", outbound_keys);
+	o->from = tr_conf_string(main, "outbound", "from", NULL);
+	if (o->from == NULL) {
+		tr_diag_warning(diag, tr_conf_path(main), 0,
+		                "[outbound] from is not set: acknowledgments would come from support@example.test");
+		o->from = g_strdup("Support <support@example.test>");
+	}
 	InternetAddressList *list = internet_address_list_parse(NULL, o->from);
 	InternetAddress *ia = list != NULL && internet_address_list_length(list) > 0
 	                      ? internet_address_list_get_address(list, 0) : NULL;
