@@ -1,6 +1,7 @@
 /* cmd_check_config.c — `triage check-config`: validate everything, print every error */
 #include <stdio.h>
 
+#include "channels/xmpp.h"
 #include "cli/cli.h"
 #include "core/template.h"
 #include "store/store.h"
@@ -40,11 +41,13 @@ int tr_cli_check_config(int argc, char **argv)
 	const char *path = tr_cli_config_path(config);
 	tr_diag *diag = tr_diag_new();
 	tr_engine *engine = tr_engine_load(path, diag);
+	tr_xmpp_config xmpp = { 0 };   /* tr_xmpp_config_load() sets the defaults */
 	if (engine != NULL) {
-		/* The store's groups too ([store], [tickets], [ack]). */
+		/* The store's groups too ([store], [tickets], [ack]), and [xmpp]. */
 		tr_store_settings settings;
 		tr_store_settings_load(&settings, tr_engine_conf(engine), NULL, diag);
 		tr_store_settings_clear(&settings);
+		tr_xmpp_config_load(&xmpp, tr_engine_conf(engine), diag);
 		if (tr_diag_error_count(diag) > 0)
 			tr_engine_free(&engine);
 	}
@@ -59,12 +62,19 @@ int tr_cli_check_config(int argc, char **argv)
 			char *text = tr_engine_describe(engine);
 			fputs(text, stdout);
 			g_free(text);
+			if (xmpp.enabled) {
+				GString *out = g_string_new("[xmpp]\n");
+				tr_xmpp_config_print(&xmpp, out);
+				fputs(out->str, stdout);
+				g_string_free(out, TRUE);
+			}
 		}
 	} else {
 		fprintf(stderr, "%s: %u error%s\n", path, tr_diag_error_count(diag),
 		        tr_diag_error_count(diag) == 1 ? "" : "s");
 	}
 	tr_engine_free(&engine);
+	tr_xmpp_config_clear(&xmpp);
 	tr_diag_free(&diag);
 	g_free(config);
 	return status;
