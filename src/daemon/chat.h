@@ -27,12 +27,14 @@
  * fails is kept and retried, never dropped).
  *
  * Chat-ops.  A room message that parses as a command (channels/chatcmd.h)
- * runs when its sender is allowed (tr_chat_authorize), and the answer is
+ * runs when its sender is allowed (daemon/chatops.h), and the answer is
  * posted straight to the room, not through the outbox: it answers a
  * person who is waiting now, the command's effect is already committed,
  * and an answer re-sent after a restart would be stale.  Unauthorized
- * senders get "not allowed" and nothing changes.  Operators may also send
- * commands in a 1:1 chat; the answer comes back in that chat.
+ * senders get "not allowed" (at most 3 answers per sender and minute, so
+ * they cannot use up the room's post rate) and nothing changes.
+ * Operators and [person]s may also send commands in a 1:1 chat; the
+ * answer comes back in that chat, and their other chats are no tickets.
  *
  * Chat intake.  A 1:1 chat from anyone else is a customer message:
  * tr_ingest_message() with the bare JID, the text, the message's id and
@@ -49,47 +51,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "channels/chatcmd.h"
 #include "channels/xmpp.h"
 #include "core/engine.h"
 #include "store/outbox.h"
 #include "store/store.h"
-
-/* ---- who may run a command ---- */
-
-typedef struct {
-	char *name;     /* for events and logs: the [person] name, else the bare JID, else "ROOM/NICK" */
-	char *person;   /* the [person] of teams.conf, or NULL */
-	char *display;  /* "Ana Lima", or name */
-} tr_chat_actor;
-
-void tr_chat_actor_clear(tr_chat_actor *actor);
-
-/*
- * Is the sender of a command allowed to run it?  jid: the real JID the
- * room showed (or the chat's sender), NULL when hidden; nick: the room
- * nick, NULL in a 1:1 chat; room: the room's JID or NULL.
- *   - with a JID: allowed when its bare form is in [xmpp] operators or is
- *     the jid of a [person] in teams.conf; the nick plays no part.
- *   - without one: allowed only when the nick is in [xmpp]
- *     operators_by_nick (weaker: anyone can take a free nick).
- * Fills *actor either way (clear it after use).
- */
-bool tr_chat_authorize(const tr_xmpp_config *config, const tr_policy *policy, const char *jid, const char *nick,
-                       const char *room, tr_chat_actor *actor);
-
-/*
- * Run an allowed command against the store and write the answer (plain
- * text, possibly several lines) to reply.  where: "ROOM" or "chat", for
- * the event.  Every command that names a ticket leaves a chat_command
- * event on it with the actor, in the same transaction as its effect.
- * Returns true when the command did what it says (false: refused, e.g.
- * no such ticket, or the store failed; the reply says why).
- */
-bool tr_chat_execute(tr_store *store, const tr_engine *engine, const tr_chatcmd *cmd, const tr_chat_actor *actor,
-                     const char *where, int64_t now, GString *reply);
-
-/* ---- the worker ---- */
 
 typedef struct tr_chat tr_chat;
 

@@ -1,5 +1,5 @@
 /*
- * test_chat.c — chat-ops without a server (daemon/chat.c): who may run a
+ * test_chatops.c — chat-ops without a server (daemon/chatops.c): who may run a
  * command (real JIDs of [person]s and [xmpp] operators; nicks only where
  * configured, and never against a JID the room shows), and what each
  * command does to the store: the ticket operation and a chat_command event
@@ -18,7 +18,7 @@
 #include "channels/chatcmd.h"
 #include "channels/xmpp.h"
 #include "core/engine.h"
-#include "daemon/chat.h"
+#include "daemon/chatops.h"
 #include "store/ingest.h"
 #include "store/sla.h"
 #include "store/store.h"
@@ -36,8 +36,8 @@ typedef struct {
 	char *path;
 	tr_store *store;
 	int64_t ticket;        /* a P1 outage, escalated */
-	tr_chat_actor ana;     /* a [person] */
-	tr_chat_actor op;      /* an [xmpp] operator without a [person] */
+	tr_chatops_actor ana;     /* a [person] */
+	tr_chatops_actor op;      /* an [xmpp] operator without a [person] */
 } fixture;
 
 static int global_setup(void **state)
@@ -107,8 +107,8 @@ static int setup(void **state)
 	assert_true(res.escalated);
 	f->ticket = res.ticket_id;
 	tr_xmpp_config cfg = config();
-	assert_true(tr_chat_authorize(&cfg, tr_engine_policy(engine), "ana@localhost/phone", "ana", ROOM, &f->ana));
-	assert_true(tr_chat_authorize(&cfg, tr_engine_policy(engine), "ops-bot@example.org/x", NULL, NULL, &f->op));
+	assert_true(tr_chatops_authorize(&cfg, tr_engine_policy(engine), "ana@localhost/phone", "ana", ROOM, &f->ana));
+	assert_true(tr_chatops_authorize(&cfg, tr_engine_policy(engine), "ops-bot@example.org/x", NULL, NULL, &f->op));
 	tr_xmpp_config_clear(&cfg);
 	*state = f;
 	return 0;
@@ -117,8 +117,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	fixture *f = *state;
-	tr_chat_actor_clear(&f->ana);
-	tr_chat_actor_clear(&f->op);
+	tr_chatops_actor_clear(&f->ana);
+	tr_chatops_actor_clear(&f->op);
 	tr_store_close(&f->store);
 	g_free(f->path);
 	g_free(f);
@@ -144,12 +144,12 @@ static int events(fixture *f)
 }
 
 /* Parse text as typed in the room and run it; the answer (g_free). */
-static char *run(fixture *f, const tr_chat_actor *actor, const char *text, int64_t now, bool *done_r)
+static char *run(fixture *f, const tr_chatops_actor *actor, const char *text, int64_t now, bool *done_r)
 {
 	tr_chatcmd cmd;
 	tr_chatcmd_parse(text, strlen(text), "TKT", &cmd);
 	GString *reply = g_string_new(NULL);
-	bool done = tr_chat_execute(f->store, engine, &cmd, actor, ROOM, now, reply);
+	bool done = tr_chatops_execute(f->store, engine, &cmd, actor, ROOM, now, reply);
 	if (done_r != NULL)
 		*done_r = done;
 	return g_string_free(reply, FALSE);
@@ -169,43 +169,43 @@ static void test_authorize(void **state)
 	(void)state;
 	tr_xmpp_config cfg = config();
 	const tr_policy *policy = tr_engine_policy(engine);
-	tr_chat_actor a;
+	tr_chatops_actor a;
 	/* A [person]'s JID, any resource, any case: the person. */
-	assert_true(tr_chat_authorize(&cfg, policy, "Ana@LocalHost/Laptop", "whatever", ROOM, &a));
+	assert_true(tr_chatops_authorize(&cfg, policy, "Ana@LocalHost/Laptop", "whatever", ROOM, &a));
 	assert_string_equal(a.name, "ana");
 	assert_string_equal(a.person, "ana");
 	assert_string_equal(a.display, "Ana Lima");
-	tr_chat_actor_clear(&a);
+	tr_chatops_actor_clear(&a);
 	/* An [xmpp] operators JID without a [person]: the bare JID. */
-	assert_true(tr_chat_authorize(&cfg, policy, "night@example.org/x", "n", ROOM, &a));
+	assert_true(tr_chatops_authorize(&cfg, policy, "night@example.org/x", "n", ROOM, &a));
 	assert_string_equal(a.name, "night@example.org");
 	assert_null(a.person);
-	tr_chat_actor_clear(&a);
+	tr_chatops_actor_clear(&a);
 	/* A stranger: refused, even with an operator's nick — the JID is who
 	 * it is (operators_by_nick lists "ana"). */
-	assert_false(tr_chat_authorize(&cfg, policy, "stranger@evil.example/r", "ana", ROOM, &a));
+	assert_false(tr_chatops_authorize(&cfg, policy, "stranger@evil.example/r", "ana", ROOM, &a));
 	assert_string_equal(a.name, "stranger@evil.example");
-	tr_chat_actor_clear(&a);
+	tr_chatops_actor_clear(&a);
 	/* A room that hides JIDs: only configured nicks; a nick that is a
 	 * [person] acts as that person. */
-	assert_true(tr_chat_authorize(&cfg, policy, NULL, "ana", ROOM, &a));
+	assert_true(tr_chatops_authorize(&cfg, policy, NULL, "ana", ROOM, &a));
 	assert_string_equal(a.name, "ana");
-	tr_chat_actor_clear(&a);
-	assert_true(tr_chat_authorize(&cfg, policy, NULL, "helper", ROOM, &a));
+	tr_chatops_actor_clear(&a);
+	assert_true(tr_chatops_authorize(&cfg, policy, NULL, "helper", ROOM, &a));
 	assert_string_equal(a.name, ROOM "/helper");
 	assert_null(a.person);
-	tr_chat_actor_clear(&a);
-	assert_false(tr_chat_authorize(&cfg, policy, NULL, "Ana", ROOM, &a));   /* exact nicks only */
-	tr_chat_actor_clear(&a);
-	assert_false(tr_chat_authorize(&cfg, policy, NULL, "ivan", ROOM, &a));
-	tr_chat_actor_clear(&a);
-	assert_false(tr_chat_authorize(&cfg, policy, NULL, NULL, ROOM, &a));
-	tr_chat_actor_clear(&a);
+	tr_chatops_actor_clear(&a);
+	assert_false(tr_chatops_authorize(&cfg, policy, NULL, "Ana", ROOM, &a));   /* exact nicks only */
+	tr_chatops_actor_clear(&a);
+	assert_false(tr_chatops_authorize(&cfg, policy, NULL, "ivan", ROOM, &a));
+	tr_chatops_actor_clear(&a);
+	assert_false(tr_chatops_authorize(&cfg, policy, NULL, NULL, ROOM, &a));
+	tr_chatops_actor_clear(&a);
 	/* Without operators_by_nick a hidden JID is never enough. */
 	g_strfreev(cfg.operators_by_nick);
 	cfg.operators_by_nick = g_new0(char *, 1);
-	assert_false(tr_chat_authorize(&cfg, policy, NULL, "ana", ROOM, &a));
-	tr_chat_actor_clear(&a);
+	assert_false(tr_chatops_authorize(&cfg, policy, NULL, "ana", ROOM, &a));
+	tr_chatops_actor_clear(&a);
 	tr_xmpp_config_clear(&cfg);
 }
 
