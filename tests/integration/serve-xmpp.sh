@@ -24,7 +24,7 @@ command -v go-sendxmpp >/dev/null || bail "go-sendxmpp not installed (run ./boot
 
 t_start=$(date +%s%N)
 srv_init
-srv_start_prosody triage-bot ana agent1 agent2 stranger customer
+srv_start_prosody triage-bot ana agent1 agent2 stranger customer demo
 room=ops@$SRV_MUC_DOMAIN
 bot=triage-bot@$SRV_XMPP_DOMAIN
 
@@ -146,6 +146,13 @@ wait_until 5 eval '[ "$(q "SELECT state FROM outbox WHERE ticket_id = '"$t1"' AN
 ok $? "the outbox row is marked sent (the room echoed it)"
 
 # --- 2. chat-ops: strangers are refused, people and operators act ---------------------
+# The demo's window on the room (contrib/demo/room-transcript.sh) watches this part.
+rm -f "$SRV_DIR/ready"
+"$TR_TOP/contrib/demo/room-transcript.sh" -u demo -r "$SRV_DIR/ready" -m "agent1: TKT-[0-9]+ P1" ops 20 \
+	>"$SRV_DIR/transcript.txt" 2>&1 &
+transcript_pid=$!
+wait_until 15 test -e "$SRV_DIR/ready"
+ok $? "room-transcript.sh is in the room"
 events_before=$(q "SELECT count(*) FROM events WHERE ticket_id = $t1")
 xmpp_send stranger "$room" "!ack $(tid "$t1")"
 wait_until 5 said "$SRV_DIR/room.log" "stranger: not allowed"
@@ -170,6 +177,10 @@ ok $([ "$(q "SELECT first_response_at > 0 AND escalation_acked_at > 0 FROM ticke
 xmpp_send agent1 "$room" "!show $(tid "$t1")"
 wait_until 5 said "$SRV_DIR/room.log" "agent1: $(tid "$t1") P1 open"
 ok $? "an [xmpp] operators JID runs !show: a compact summary"
+wait "$transcript_pid"
+ok $? "room-transcript.sh ends when its pattern is seen"
+like "$(cat "$SRV_DIR/transcript.txt")" "^[0-9:]{8} triage: ana: $(tid "$t1") acknowledged by Ana Lima" \
+	"... and prints the room's transcript (time, nick, text)"
 xmpp_send ana "$room" "!resolve $(tid "$t1") "$'\u202e'
 wait_until 5 said "$SRV_DIR/room.log" "ana: control or invisible formatting characters are not allowed"
 ok $? "a command with a bidi override is refused by the parser"
