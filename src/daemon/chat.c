@@ -451,12 +451,15 @@ static void command(tr_chat *c, const tr_engine *engine, const tr_xmpp_event *ev
 	if (room != NULL)
 		g_string_append_printf(reply, "%s: ", ev->nick);
 	if (!allowed) {
-		/* Nothing of the input is repeated, and nothing changes. */
-		tr_log_warning("xmpp: %s%s%s (%s) is not allowed to run commands; refused", room != NULL ? room : "chat",
-		               room != NULL ? "/" : "", room != NULL ? ev->nick : "", ev->jid != NULL ? ev->jid : "JID hidden");
+		/* Nothing of the input is repeated, and nothing changes.  Past
+		 * the answers a sender gets per minute: silence, and no log flood. */
+		bool answered = answer_refusal(c, room, ev);
+		tr_log(answered ? TR_LOG_WARNING : TR_LOG_DEBUG, "xmpp: %s%s%s (%s) is not allowed to run commands; "
+		       "refused%s", room != NULL ? room : "chat", room != NULL ? "/" : "", room != NULL ? ev->nick : "",
+		       ev->jid != NULL ? ev->jid : "JID hidden", answered ? "" : " without an answer (too many)");
 		g_string_append(reply, "not allowed");
 		count(c, &c->stats.refused);
-		if (!answer_refusal(c, room, ev)) {
+		if (!answered) {
 			g_string_free(reply, TRUE);
 			tr_chatops_actor_clear(&actor);
 			return;
