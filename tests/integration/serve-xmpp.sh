@@ -122,6 +122,13 @@ srv_spawn customer-listener "$SRV_DIR/customer.log" env SSL_CERT_FILE="$SRV_CA" 
 	--username "customer@$SRV_XMPP_DOMAIN" --password "$SRV_PASSWORD" --jserver "127.0.0.1:$XMPP_PORT" \
 	--timeout 10 --listen
 
+# The demo's window on the room (contrib/demo/room-transcript.sh) watches
+# the chat-ops part below; it joins meanwhile.
+"$TR_TOP/contrib/demo/room-transcript.sh" -u demo -r "$SRV_DIR/ready" -m "agent1: TKT-[0-9]+ P1" ops 60 \
+	>"$SRV_DIR/transcript.txt" 2>&1 &
+transcript_pid=$!
+srv_at_exit 'kill "$transcript_pid" 2>/dev/null; wait "$transcript_pid" 2>/dev/null'
+
 "$BIN" check-config -v -c "$conf/triage.conf" >"$SRV_DIR/check.out" 2>&1
 ok $? "check-config accepts the [xmpp] group"
 like "$(cat "$SRV_DIR/check.out")" "operators = agent1@localhost" "check-config -v prints [xmpp] with its operators"
@@ -146,11 +153,6 @@ wait_until 5 eval '[ "$(q "SELECT state FROM outbox WHERE ticket_id = '"$t1"' AN
 ok $? "the outbox row is marked sent (the room echoed it)"
 
 # --- 2. chat-ops: strangers are refused, people and operators act ---------------------
-# The demo's window on the room (contrib/demo/room-transcript.sh) watches this part.
-rm -f "$SRV_DIR/ready"
-"$TR_TOP/contrib/demo/room-transcript.sh" -u demo -r "$SRV_DIR/ready" -m "agent1: TKT-[0-9]+ P1" ops 20 \
-	>"$SRV_DIR/transcript.txt" 2>&1 &
-transcript_pid=$!
 wait_until 15 test -e "$SRV_DIR/ready"
 ok $? "room-transcript.sh is in the room"
 events_before=$(q "SELECT count(*) FROM events WHERE ticket_id = $t1")
@@ -248,7 +250,7 @@ all_once() {
 }
 wait_until 15 all_once
 ok $? "the 3 posts queued while Prosody was down arrive, once each"
-sleep 1
+sleep 0.5
 all_once
 ok $? "... and still once each a moment later"
 is "$(q "SELECT count(*) FROM outbox WHERE kind = 'room_post' AND ticket_id IN ($(IFS=,; echo "${queued[*]}")) AND state = 'sent'")" 3 \
