@@ -751,9 +751,10 @@ void tr_chat_free(tr_chat **cp)
 	tr_chat *c = *cp;
 	if (c == NULL)
 		return;
-	*cp = NULL;
 	tr_chat_stop(c);
 	g_thread_join(c->thread);
+	/* Only now: until the thread ended, others may still notify it. */
+	*cp = NULL;
 	g_hash_table_destroy(c->inflight);
 	g_hash_table_destroy(c->refusals);
 	while (!g_queue_is_empty(&c->intake))
