@@ -136,16 +136,30 @@ fuzz: fuzz-build
 demo: all
 	contrib/demo/run
 
+# Configuration goes to SYSCONFDIR/triage (never overwritten: an operator's
+# edits stay), shipped data to DATADIR/triage: templates, sentiment
+# lexicons, language fingerprints.  The installed triage.conf names the data
+# by its installed path (in the source tree it is ../templates, sentiment/,
+# lang/), so `triage check-config` passes on a fresh install.
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/triage/rules.d $(DESTDIR)$(DATADIR)/triage
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/triage/rules.d $(DESTDIR)$(DATADIR)/triage/lang
 	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/triage
 	for f in conf/*.conf conf/rules.d/*.conf; do \
 		[ -e "$$f" ] || continue; \
-		[ -e "$(DESTDIR)$(SYSCONFDIR)/triage/$${f#conf/}" ] || \
-			install -m 644 "$$f" "$(DESTDIR)$(SYSCONFDIR)/triage/$${f#conf/}"; \
+		dest="$(DESTDIR)$(SYSCONFDIR)/triage/$${f#conf/}"; \
+		[ ! -e "$$dest" ] || continue; \
+		if [ "$$f" = conf/triage.conf ]; then \
+			sed -e 's|^language_fingerprints = lang/|language_fingerprints = $(DATADIR)/triage/lang/|' \
+			    -e 's,^\(sentiment_lexicon\|emoji_lexicon\|support_lexicon\) = sentiment/,\1 = $(DATADIR)/triage/sentiment/,' \
+			    -e 's|^templates = \.\./templates$$|templates = $(DATADIR)/triage/templates|' \
+			    "$$f" >"$$dest.new" && chmod 644 "$$dest.new" && mv "$$dest.new" "$$dest"; \
+		else \
+			install -m 644 "$$f" "$$dest"; \
+		fi; \
 	done
 	cp -R templates $(DESTDIR)$(DATADIR)/triage/
 	if [ -d conf/sentiment ]; then cp -R conf/sentiment $(DESTDIR)$(DATADIR)/triage/; fi
+	install -m 644 conf/lang/*.conf $(DESTDIR)$(DATADIR)/triage/lang/
 
 clean:
 	rm -rf build

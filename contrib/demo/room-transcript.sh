@@ -70,9 +70,10 @@ SSL_CERT_FILE=$SRV_CA go-sendxmpp --username "$user@$SRV_XMPP_DOMAIN" --password
 	</dev/null >"$raw" 2>&1 &
 listener=$!
 
-# In the room when the occupant count went up (at most 10 s).
+# In the room when the occupant count went up (at most 20 s).
 joined=0
-for _ in $(seq 1 50); do
+join_end=$((SECONDS + 20))
+while [ "$SECONDS" -lt "$join_end" ]; do
 	kill -0 "$listener" 2>/dev/null || break
 	now=$(xmpp_room_occupants "$room" "$user" 2>/dev/null) || now=0
 	if [ "$now" -gt "$before" ]; then joined=1; break; fi

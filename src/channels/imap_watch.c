@@ -203,16 +203,20 @@ static gpointer run(gpointer data)
 	tr_imap_watch *w = data;
 	char channel[160];
 	g_snprintf(channel, sizeof(channel), "imap:%s/%s", w->imap.name, w->imap.folder);
-	tr_backoff network, slow;
+	/* Store trouble (disk full, a lock held too long) is local and mostly
+	 * short: look again soon, and never later than 30 s after it is fixed. */
+	static const tr_backoff_policy store_policy = { 1000, 30 * 1000, 2.0, 0.5 };
+	tr_backoff network, slow, store_retry;
 	tr_backoff_init(&network, &tr_backoff_network, g_random_int());
 	tr_backoff_init(&slow, &tr_backoff_slow, g_random_int());
+	tr_backoff_init(&store_retry, &store_policy, g_random_int());
 	GError *error = NULL;
 	tr_store *store = NULL;
 	while (!stopping(w)) {
 		if (store == NULL && (store = tr_store_open(&w->store_settings, &error)) == NULL) {
 			tr_log_error("imap %s: %s", w->imap.name, error->message);
 			g_clear_error(&error);
-			nap(w, tr_backoff_next(&slow));
+			nap(w, tr_backoff_next(&store_retry));
 			continue;
 		}
 		if (!tr_imap_is_connected(w->session)) {
@@ -276,11 +280,15 @@ static gpointer run(gpointer data)
 			continue;
 		}
 		if (store_trouble) {
-			/* Disk full, lock timeout: nothing was marked; try again later. */
+			/* Disk full, lock timeout: nothing was marked; try again soon. */
+			int64_t delay = tr_backoff_next(&store_retry);
+			tr_log_warning("imap %s: store trouble: the messages stay in the mailbox; retrying in %.1f s",
+			               w->imap.name, delay / 1000.0);
 			tr_store_close(&store);
-			nap(w, tr_backoff_next(&slow));
+			nap(w, delay);
 			continue;
 		}
+		tr_backoff_reset(&store_retry);
 		if (stopping(w))
 			break;
 		tr_imap_wait_result r = tr_imap_wait(w->session, (int)w->imap.limits.idle_restart, &error);

@@ -32,6 +32,8 @@ int tr_cli_outbox(int argc, char **argv);
 int tr_cli_deliver(int argc, char **argv);
 int tr_cli_serve(int argc, char **argv);
 int tr_cli_report(int argc, char **argv);
+int tr_cli_lmtp(int argc, char **argv);
+int tr_cli_milter(int argc, char **argv);
 
 /* The config path: -c value, else $TRIAGE_CONFIG, else the installed one. */
 const char *tr_cli_config_path(const char *option_value);
@@ -56,5 +58,13 @@ tr_store *tr_cli_store(const tr_engine *engine, const char *db_override);
 void tr_cli_outbox_options(const tr_engine *engine, tr_outbox_options *options, char **domain_r);
 /* --by NAME, else the invoking user's name. */
 const char *tr_cli_actor(const char *by);
+
+/*
+ * TEST ONLY (test_hooks.c): TRIAGE_TEST_FAULT=classify makes every
+ * classification of `triage lmtp` / `triage milter` fail like an internal
+ * error would (to test on_error).  False (with a message) when the
+ * variable is malformed; a warning when it is set.
+ */
+bool tr_cli_test_fault(const char *command, bool *fail_classify);
 
 #endif

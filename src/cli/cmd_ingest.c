@@ -50,6 +50,8 @@ static void print_result(const run *r, const char *name, const tr_ingest_result 
 			json_builder_add_boolean_value(b, res->reopened);
 			json_builder_set_member_name(b, "repeat_contact");
 			json_builder_add_boolean_value(b, res->repeat_contact);
+			json_builder_set_member_name(b, "flood");
+			json_builder_add_boolean_value(b, res->flood);
 			json_builder_set_member_name(b, "incident");
 			json_builder_add_int_value(b, res->incident_id);
 			json_builder_set_member_name(b, "reference_refused");
@@ -71,9 +73,10 @@ static void print_result(const run *r, const char *name, const tr_ingest_result 
 		printf("%s: duplicate of %s (nothing stored)\n", name, res->ticket);
 		return;
 	}
-	printf("%s: %s %s %s %s -> %s%s%s%s%s%s%s\n", name, res->ticket, tr_ingest_kind_name(res->kind),
+	printf("%s: %s %s %s %s -> %s%s%s%s%s%s%s%s\n", name, res->ticket, tr_ingest_kind_name(res->kind),
 	       tr_priority_name(res->priority), res->category, res->team,
-	       res->ack_queued ? ", ack queued" : "", res->escalated ? ", escalated" : "",
+	       res->ack_queued ? ", ack queued" : "", res->flood ? ", sender over its new-ticket limit" : "",
+	       res->escalated ? ", escalated" : "",
 	       res->reopened ? ", reopened" : "", res->incident_id ? ", incident" : "",
 	       res->reference[0] ? ", refers to " : "", res->reference);
 }

@@ -281,9 +281,24 @@ int tr_cli_show(int argc, char **argv)
 				printf("  %s %-3s %s <%s> %s\n", at, msgs[i].direction, msgs[i].channel, msgs[i].sender,
 				       msgs[i].subject);
 				if (msgs[i].excerpt != NULL) {
-					char **lines = g_strsplit(msgs[i].excerpt, "\n", 6);
-					for (char **l = lines; *l != NULL; l++)
-						printf("      | %.100s\n", *l);
+					/* The first EXCERPT_LINES lines, each cut at EXCERPT_WIDTH
+					 * characters (not bytes: no half UTF-8 sequence), every one
+					 * behind the "|" gutter. */
+					enum { EXCERPT_LINES = 6, EXCERPT_WIDTH = 100 };
+					char **lines = g_strsplit(msgs[i].excerpt, "\n", -1);
+					guint n_lines = g_strv_length(lines);
+					for (guint k = 0; k < n_lines && k < EXCERPT_LINES; k++) {
+						const char *line = lines[k];
+						if (g_utf8_validate(line, -1, NULL) && g_utf8_strlen(line, -1) > EXCERPT_WIDTH) {
+							char *cut = g_utf8_substring(line, 0, EXCERPT_WIDTH);
+							printf("      | %s…\n", cut);
+							g_free(cut);
+						} else {
+							printf("      | %.*s\n", EXCERPT_WIDTH, line);
+						}
+					}
+					if (n_lines > EXCERPT_LINES)
+						printf("      | …\n");
 					g_strfreev(lines);
 				}
 				g_free(at);

@@ -32,6 +32,8 @@ static const struct {
 	{ "serve", tr_cli_serve, "the daemon: channels, outbox worker, SLA clock" },
 	{ "deliver", tr_cli_deliver, "deliver due mail actions through the [smtp] relay (for cron)" },
 	{ "report", tr_cli_report, "support dashboard: volume, SLA compliance, escalations (text, JSON, HTML)" },
+	{ "lmtp", tr_cli_lmtp, "LMTP/SMTP listener: classify, commit, pass on with X-Triage-* headers" },
+	{ "milter", tr_cli_milter, "milter for Postfix/Sendmail: X-Triage-* headers, subject tags" },
 };
 
 static void usage(FILE *out)

@@ -50,6 +50,12 @@ static void diag_add(tr_diag *diag, const char *kind, const char *file, int line
 	else
 		msg = g_strdup_printf("%s: %s", kind, text);
 	g_free(text);
+	if (!g_utf8_validate(msg, -1, NULL)) {
+		/* A name quoted from a file in another encoding: shown, repaired. */
+		char *valid = g_utf8_make_valid(msg, -1);
+		g_free(msg);
+		msg = valid;
+	}
 	g_ptr_array_add(diag->messages, msg);
 }
 
@@ -411,8 +417,8 @@ static const char *unit_hint(tr_unit unit)
 	}
 }
 
-void tr_conftab_load(const tr_conftab *tab, const tr_conf *conf, tr_diag *diag,
-                     const char *group, void *target)
+void tr_conftab_load_keys(const tr_conftab *tab, const tr_conf *conf, tr_diag *diag,
+                          const char *group, void *target, const char *const *extra_keys)
 {
 	tr_conftab_defaults(tab, target);
 	if (!g_key_file_has_group(conf->kf, group))
@@ -435,9 +441,17 @@ void tr_conftab_load(const tr_conftab *tab, const tr_conf *conf, tr_diag *diag,
 			*(int64_t *)((char *)target + row->offset) = v;
 		g_free(text);
 	}
+	for (const char *const *k = extra_keys; k != NULL && *k != NULL; k++)
+		g_ptr_array_add(known, (gpointer)*k);
 	g_ptr_array_add(known, NULL);
 	tr_conf_check_keys(conf, diag, group, (const char *const *)known->pdata);
 	g_ptr_array_free(known, TRUE);
+}
+
+void tr_conftab_load(const tr_conftab *tab, const tr_conf *conf, tr_diag *diag,
+                     const char *group, void *target)
+{
+	tr_conftab_load_keys(tab, conf, diag, group, target, NULL);
 }
 
 void tr_conftab_print(const tr_conftab *tab, const void *target, GString *out)

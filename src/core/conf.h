@@ -88,9 +88,14 @@ typedef struct {
 
 /* Tables end with a row whose name is NULL. */
 void tr_conftab_defaults(const tr_conftab *tab, void *target);
-/* Read every row present in group; out-of-range values are errors. */
+/* Read every row present in group; out-of-range values are errors; any
+ * other key in the group is warned about as unknown. */
 void tr_conftab_load(const tr_conftab *tab, const tr_conf *conf, tr_diag *diag,
                      const char *group, void *target);
+/* The same for a group that also has keys outside the table: keys that are
+ * neither rows nor in extra_keys (NULL-terminated) are warned about. */
+void tr_conftab_load_keys(const tr_conftab *tab, const tr_conf *conf, tr_diag *diag,
+                          const char *group, void *target, const char *const *extra_keys);
 /* "name = value  # doc (default D, min..max)" lines, for `check-config -v`. */
 void tr_conftab_print(const tr_conftab *tab, const void *target, GString *out);
 /* The rows as a Markdown table (name, default, range, meaning) for docs. */

@@ -12,6 +12,7 @@ struct tr_customers {
 	GPtrArray *entries;   /* tr_customer*, strings g_malloc'd */
 	GHashTable *by_key;   /* lowercase address or domain -> tr_customer* */
 	tr_customer fallback;
+	char *path;
 };
 
 const char *tr_customer_tier_name(tr_customer_tier tier)
@@ -88,6 +89,7 @@ tr_customers *tr_customers_load(const char *path, tr_diag *diag)
 		tr_customers_free(&dir);
 		return NULL;
 	}
+	dir->path = g_strdup(path);
 	if (g_key_file_has_group(tr_conf_keyfile(conf), "default")) {
 		static const char *const default_keys[] = { "tier", "vip", "language", "calendar", "timezone", NULL };
 		tr_conf_check_keys(conf, diag, "default", default_keys);
@@ -108,6 +110,7 @@ tr_customers *tr_customers_load(const char *path, tr_diag *diag)
 		tr_conf_check_keys(conf, diag, group, customer_keys);
 		tr_customer *c = g_new0(tr_customer, 1);
 		c->account = g_strstrip(g_strdup(group + 9));
+		c->line = tr_conf_line(conf, group, NULL);
 		read_entry(conf, diag, group, c, dir->fallback.tier);
 		g_ptr_array_add(dir->entries, c);
 		char *match = tr_conf_string(conf, group, "match", NULL);
@@ -151,7 +154,13 @@ void tr_customers_free(tr_customers **customersp)
 	g_free((char *)dir->fallback.calendar);
 	g_free((char *)dir->fallback.timezone);
 	g_free((char *)dir->fallback.account_manager);
+	g_free(dir->path);
 	g_free(dir);
+}
+
+const char *tr_customers_path(const tr_customers *dir)
+{
+	return dir->path;
 }
 
 const tr_customer *tr_customers_lookup(const tr_customers *dir, const char *address)

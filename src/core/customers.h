@@ -38,6 +38,7 @@ typedef struct {
 	const char *account_manager;  /* person name or NULL */
 	const char *calendar;         /* calendar name or NULL */
 	const char *timezone;         /* IANA zone for dates in replies or NULL */
+	int line;                     /* line of its group in the file, 0 if none */
 } tr_customer;
 
 typedef struct tr_customers tr_customers;
@@ -52,6 +53,9 @@ const tr_customer *tr_customers_lookup(const tr_customers *customers, const char
 unsigned tr_customers_count(const tr_customers *customers);
 /* Iterate over entries (index < count), for config checks. */
 const tr_customer *tr_customers_get(const tr_customers *customers, unsigned index);
+/* The file the directory was read from (NULL for an empty one), for
+ * diagnostics that name file and line. */
+const char *tr_customers_path(const tr_customers *customers);
 
 const char *tr_customer_tier_name(tr_customer_tier tier);
 bool tr_customer_tier_parse(const char *text, tr_customer_tier *tier_r);

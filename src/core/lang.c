@@ -39,6 +39,32 @@ struct tr_lang {
 	GMutex textcat_lock;
 };
 
+/* "FILE:LINE: model M not found in DIR" for the first model of the
+ * fingerprint list that is not a readable file, NULL when all are. */
+static char *missing_model(const char *fingerprints, const char *model_dir)
+{
+	char *text = NULL;
+	if (!g_file_get_contents(fingerprints, &text, NULL, NULL))
+		return g_strdup_printf("%s: cannot read the language fingerprint list", fingerprints);
+	char *problem = NULL;
+	char **lines = g_strsplit(text, "\n", -1);
+	for (unsigned i = 0; lines[i] != NULL && problem == NULL; i++) {
+		char *line = g_strstrip(lines[i]);
+		if (*line == '\0' || *line == '#')
+			continue;
+		char *model = g_strndup(line, strcspn(line, " \t"));
+		char *path = g_build_filename(model_dir, model, NULL);
+		if (!g_file_test(path, G_FILE_TEST_IS_REGULAR))
+			problem = g_strdup_printf("%s:%u: language model '%s' not found in %s", fingerprints, i + 1,
+			                          model, model_dir);
+		g_free(path);
+		g_free(model);
+	}
+	g_strfreev(lines);
+	g_free(text);
+	return problem;
+}
+
 tr_lang *tr_lang_new(const char *fingerprints, const char *model_dir, GError **error)
 {
 	tr_lang *lang = g_new0(tr_lang, 1);
@@ -55,6 +81,15 @@ tr_lang *tr_lang_new(const char *fingerprints, const char *model_dir, GError **e
 	}
 	g_mutex_init(&lang->textcat_lock);
 	if (fingerprints != NULL) {
+		/* libexttextcat leaks what it loaded when a model is missing:
+		 * check every model first, and name the missing one. */
+		char *missing = missing_model(fingerprints, model_dir);
+		if (missing != NULL) {
+			g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NOENT, "%s", missing);
+			g_free(missing);
+			tr_lang_free(&lang);
+			return NULL;
+		}
 		char *prefix = g_str_has_suffix(model_dir, "/") ? g_strdup(model_dir)
 		                                                 : g_strconcat(model_dir, "/", NULL);
 		lang->textcat = special_textcat_Init(fingerprints, prefix);

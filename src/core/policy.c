@@ -779,10 +779,11 @@ tr_policy *tr_policy_load(const tr_conf *main, const char *const *categories, tr
 		for (unsigned i = 0; i < tr_customers_count(p->customers); i++) {
 			const tr_customer *c = tr_customers_get(p->customers, i);
 			if (c->account_manager != NULL && !g_hash_table_contains(p->people, c->account_manager))
-				tr_diag_error(diag, NULL, 0, "customer %s: account_manager '%s' has no [person]",
-				              c->account, c->account_manager);
+				tr_diag_error(diag, tr_customers_path(p->customers), c->line,
+				              "customer %s: account_manager '%s' has no [person]", c->account, c->account_manager);
 			if (c->calendar != NULL && !g_hash_table_contains(p->calendars, c->calendar))
-				tr_diag_error(diag, NULL, 0, "customer %s: no [calendar %s]", c->account, c->calendar);
+				tr_diag_error(diag, tr_customers_path(p->customers), c->line, "customer %s: no [calendar %s]",
+				              c->account, c->calendar);
 		}
 	}
 	tr_conf_free(&conf);
@@ -964,6 +965,27 @@ static int64_t target_due(const sla_target *t, const tr_calendar *cal, int64_t s
 static bool is_our_address(const tr_policy *p, const char *address)
 {
 	return in_list(p->our_addresses, address);
+}
+
+/*
+ * Whether a reply could reach ADDRESS: one '@', a local part and a domain
+ * of printable characters, and for mail a domain with a dot or an address
+ * literal (a chat JID may be user@host).  A sender mangled by NUL bytes or
+ * spaces ("bin@exa mple.test" parses as "bin@exa") is not acknowledged.
+ */
+static bool address_replyable(const char *address, bool mail)
+{
+	const char *at = strchr(address, '@');
+	if (at == NULL || at == address || at[1] == '\0' || strchr(at + 1, '@') != NULL)
+		return false;
+	if (strlen(address) > 254)
+		return false;
+	for (const unsigned char *c = (const unsigned char *)address; *c != '\0'; c++) {
+		if (*c <= ' ' || *c == 0x7f)
+			return false;
+	}
+	const char *domain = at + 1;
+	return !mail || domain[0] == '[' || strchr(domain, '.') != NULL;
 }
 
 void tr_policy_decide(const tr_policy *p, const tr_msg *msg, const tr_signals *signals,
@@ -1152,6 +1174,8 @@ void tr_policy_decide(const tr_policy *p, const tr_msg *msg, const tr_signals *s
 		g_string_free(why, TRUE);
 	} else if (*msg->from.address == '\0' || strchr(msg->from.address, '@') == NULL) {
 		d->no_ack_reason = "no sender address";
+	} else if (!address_replyable(msg->from.address, msg->channel != TR_CHANNEL_XMPP)) {
+		d->no_ack_reason = "the sender address cannot take a reply";
 	} else if (is_our_address(p, msg->from.address)) {
 		d->no_ack_reason = "sent from one of our own addresses";
 	} else if (tr_msg_header(msg, "X-Triage-Loop") != NULL) {

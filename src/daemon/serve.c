@@ -215,6 +215,28 @@ static tr_engine *load_engine(const char *path)
 	return engine;
 }
 
+static void load_serve_group(const tr_conf *conf, tr_diag *diag, serve_limits *limits)
+{
+	/* [serve] holds more than the table: pidfile, user, log, log_level. */
+	static const char *const serve_keys[] = { "pidfile", "user", "log", "log_level", NULL };
+	tr_conftab_load_keys(serve_limits_table, conf, diag, "serve", limits, serve_keys);
+	char *log = tr_conf_string(conf, "serve", "log", "stderr");
+	if (strcmp(log, "syslog") != 0 && strcmp(log, "stderr") != 0)
+		tr_conf_error(conf, diag, "serve", "log", "'%s' is not stderr or syslog", log);
+	g_free(log);
+	char *level = tr_conf_string(conf, "serve", "log_level", "info");
+	tr_log_level lvl;
+	if (!tr_log_parse_level(level, &lvl))
+		tr_conf_error(conf, diag, "serve", "log_level", "'%s' is not error, warning, info or debug", level);
+	g_free(level);
+}
+
+void tr_serve_check_config(const tr_conf *conf, tr_diag *diag)
+{
+	serve_limits limits;
+	load_serve_group(conf, diag, &limits);
+}
+
 int tr_serve_main(const tr_serve_options *o)
 {
 	tr_engine *engine = load_engine(o->config_path);
@@ -227,33 +249,31 @@ int tr_serve_main(const tr_serve_options *o)
 	g_mutex_init(&d.lock);
 	g_cond_init(&d.wake);
 	tr_diag *diag = tr_diag_new();
-	tr_conftab_load(serve_limits_table, conf, diag, "serve", &d.limits);
-	static const char *const serve_keys[] = {
-		"pidfile", "user", "log", "log_level", "sla_interval", "outbox_interval", "drain_timeout", NULL,
-	};
-	if (g_key_file_has_group(tr_conf_keyfile(conf), "serve"))
-		tr_conf_check_keys(conf, diag, "serve", serve_keys);
+	load_serve_group(conf, diag, &d.limits);
 	tr_store_settings_load(&d.store_settings, conf, o->db_override, diag);
 	char *log = o->log != NULL ? g_strdup(o->log) : tr_conf_string(conf, "serve", "log", "stderr");
 	char *level = o->log_level != NULL ? g_strdup(o->log_level) : tr_conf_string(conf, "serve", "log_level", "info");
 	tr_log_level lvl;
-	if (!tr_log_parse_level(level, &lvl))
-		tr_conf_error(conf, diag, "serve", "log_level", "'%s' is not error, warning, info or debug", level);
-	else
+	if (o->log_level != NULL && !tr_log_parse_level(level, &lvl))
+		tr_diag_error(diag, NULL, 0, "--log-level: '%s' is not error, warning, info or debug", level);
+	else if (tr_log_parse_level(level, &lvl))
 		tr_log_set_level(lvl);
 	if (strcmp(log, "syslog") == 0)
 		tr_log_open(true, "triage");
-	else if (strcmp(log, "stderr") != 0)
-		tr_conf_error(conf, diag, "serve", "log", "'%s' is not stderr or syslog", log);
+	else if (o->log != NULL && strcmp(log, "stderr") != 0)
+		tr_diag_error(diag, NULL, 0, "--log: '%s' is not stderr or syslog", log);
 	GPtrArray *imaps = tr_imap_configs_load(conf, diag);
 	d.have_smtp = g_key_file_has_group(tr_conf_keyfile(conf), "smtp");
-	tr_smtp_config_default(&d.smtp_config);
 	if (d.have_smtp)
-		tr_smtp_config_load(&d.smtp_config, conf, diag);
-	tr_xmpp_config_load(&d.xmpp_config, conf, diag);
+		tr_smtp_config_load(&d.smtp_config, conf, diag);  /* defaults first */
+	else
+		tr_smtp_config_default(&d.smtp_config);
+	tr_xmpp_config_load(&d.xmpp_config, conf, diag);  /* defaults first; no [xmpp]: disabled */
 	const GPtrArray *msgs = tr_diag_messages(diag);
-	for (guint i = 0; i < msgs->len; i++)
-		tr_log_error("%s", (const char *)g_ptr_array_index(msgs, i));
+	for (guint i = 0; i < msgs->len; i++) {
+		const char *msg = g_ptr_array_index(msgs, i);
+		tr_log(strstr(msg, ": warning: ") != NULL ? TR_LOG_WARNING : TR_LOG_ERROR, "%s", msg);
+	}
 	if (tr_diag_error_count(diag) > 0) {
 		tr_log_error("%s: configuration refused, not starting", o->config_path);
 		return 2;

@@ -21,6 +21,8 @@
 #ifndef TR_SERVE_H
 #define TR_SERVE_H
 
+#include "core/conf.h"
+
 typedef struct {
 	const char *config_path;
 	const char *db_override;   /* --db, or NULL */
@@ -31,5 +33,8 @@ typedef struct {
 
 /* Run until stopped; the process exit status. */
 int tr_serve_main(const tr_serve_options *options);
+/* Check [serve] (keys, limits, log, log_level) as the daemon would, for
+ * `triage check-config`. */
+void tr_serve_check_config(const tr_conf *conf, tr_diag *diag);
 
 #endif

@@ -190,7 +190,10 @@ bool tr_context_for_action(tr_store *store, const tr_engine *engine, const tr_ou
 	}
 	set_string(message, "language", t.language);
 	json_object_set_object_member(root, "message", message);
-	set_string(root, "subject", t.subject);
+	char *subject = t.subject != NULL ? tr_ticket_strip_tags(t.subject, tr_store_get_settings(store)->ticket_prefix)
+	                                  : NULL;
+	set_string(root, "subject", subject);
+	g_free(subject);
 
 	JsonObject *ticket = json_object_new();
 	set_string(ticket, "id", t.public_id);

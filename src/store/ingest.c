@@ -630,7 +630,14 @@ static bool agent_reply(tr_ingest *ing, const tr_ingest_input *in, const tr_msg 
                         tr_ingest_result *res, GError **error)
 {
 	int64_t row;
+	tr_ticket t;
+	if (!tr_ticket_get(ing->store, ticket, &t, error))
+		return false;
 	res->kind = TR_INGEST_AGENT;
+	res->priority = t.priority;
+	g_strlcpy(res->category, t.category, sizeof(res->category));
+	g_strlcpy(res->team, t.team, sizeof(res->team));
+	tr_ticket_clear(&t);
 	fill_result(ing, res, ticket);
 	return insert_message(ing, ticket, "out", in, msg, NULL, &row, error) &&
 	       tr_ticket_ack(ing->store, tr_engine_policy(ing->engine), ticket, msg->from.address, in->now, error);
@@ -703,6 +710,64 @@ static bool customer_reply(tr_ingest *ing, const tr_ingest_input *in, const tr_m
 	return ok;
 }
 
+/*
+ * A sender over new_per_sender_hour opens no more tickets: the message joins
+ * its newest ticket, stored and visible, with no acknowledgment, escalation
+ * or SLA change — one address cannot flood the queue, the team mailboxes or
+ * the rooms.  Returns the ticket to join, 0 when under the limit.
+ */
+static int64_t flood_ticket(tr_ingest *ing, const tr_msg *msg, int64_t now)
+{
+	tr_store *store = ing->store;
+	const char *requester = msg->from.address;
+	int64_t limit = tr_store_get_settings(store)->limits.new_per_sender_hour;
+	if (*requester == '\0' ||
+	    count_since(store, "SELECT count(*) FROM tickets WHERE requester = ?1 AND created_at > ?2 "
+	                       "AND is_incident = 0", requester, now - 3600) < limit)
+		return 0;
+	return lookup_id(store, "SELECT id FROM tickets WHERE requester = ?1 AND is_incident = 0 "
+	                        "ORDER BY id DESC LIMIT 1", requester);
+}
+
+static bool flood_join(tr_ingest *ing, const tr_ingest_input *in, const tr_msg *msg, int64_t ticket,
+                       tr_ingest_result *res, GError **error)
+{
+	int64_t row;
+	char *detail = g_strdup_printf("over %" G_GINT64_FORMAT " new tickets in an hour",
+	                               tr_store_get_settings(ing->store)->limits.new_per_sender_hour);
+	tr_ticket t;
+	if (!tr_ticket_get(ing->store, ticket, &t, error)) {
+		g_free(detail);
+		return false;
+	}
+	res->kind = TR_INGEST_REPLY;
+	res->flood = true;
+	res->no_ack = "sender over its hourly new-ticket limit";
+	res->priority = t.priority;
+	g_strlcpy(res->category, t.category, sizeof(res->category));
+	g_strlcpy(res->team, t.team, sizeof(res->team));
+	tr_ticket_clear(&t);
+	fill_result(ing, res, ticket);
+	bool ok = insert_message(ing, ticket, "in", in, msg, NULL, &row, error) &&
+	          tr_ticket_event(ing->store, ticket, in->now, "flood_joined", msg->from.address, detail, error);
+	g_free(detail);
+	return ok;
+}
+
+/* An open, escalated ticket of this requester within the repeat window. */
+static int64_t escalated_sibling(tr_ingest *ing, const char *requester, int64_t now)
+{
+	tr_store *store = ing->store;
+	sqlite3_stmt *st = tr_store_stmt(store, "SELECT id FROM tickets WHERE requester = ?1 AND created_at > ?2 "
+	                                        "AND is_incident = 0 AND escalated = 1 AND status != 'resolved' "
+	                                        "ORDER BY id DESC LIMIT 1");
+	sqlite3_bind_text(st, 1, requester, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now - tr_store_get_settings(store)->limits.repeat_window);
+	int64_t id = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	return id;
+}
+
 static bool new_ticket(tr_ingest *ing, const tr_ingest_input *in, const tr_msg *msg, const tr_signals *sig,
                        const char *reference, tr_ingest_result *res, GError **error)
 {
@@ -733,6 +798,7 @@ static bool new_ticket(tr_ingest *ing, const tr_ingest_input *in, const tr_msg *
 	bool incident = distinct_requesters(similar, requester) >= (unsigned)lim->incident_threshold;
 	if (incident)
 		extra |= 1u << TR_TRIGGER_MASS_INCIDENT;
+	bool escalate_alone = d.escalate;
 	if (extra != 0) {
 		di.extra_triggers = extra;
 		tr_engine_decide_signals(ing->engine, msg, sig, &di, &d);
@@ -770,7 +836,15 @@ static bool new_ticket(tr_ingest *ing, const tr_ingest_input *in, const tr_msg *
 		if (s->parent_id != 0 && parent == 0)
 			parent = s->parent_id;
 	}
-	if (ok && d.escalate) {
+	/* A repeat contact is escalated once, not once per further ticket. */
+	int64_t sibling = 0;
+	if (d.escalate && !escalate_alone && !incident && *requester != '\0')
+		sibling = escalated_sibling(ing, requester, in->now);
+	if (ok && d.escalate && sibling != 0) {
+		char buf[40];
+		ok = tr_ticket_event(store, ticket, in->now, "escalation_suppressed", "triage",
+		                     tr_store_format_ticket(store, sibling, buf, sizeof(buf)), error);
+	} else if (ok && d.escalate) {
 		if (escalated_peer != NULL || parent != 0) {
 			char buf[40];
 			ok = tr_ticket_event(store, ticket, in->now, "escalation_suppressed", "triage",
@@ -878,8 +952,11 @@ static bool ingest_one(tr_ingest *ing, const tr_ingest_input *in, tr_ingest_resu
 			thread = 0;
 		}
 	}
+	int64_t flood = thread == 0 ? flood_ticket(ing, msg, in->now) : 0;
 	if (thread != 0)
 		ok = customer_reply(ing, in, msg, &sig, thread, res, error);
+	else if (flood != 0)
+		ok = flood_join(ing, in, msg, flood, res, error);
 	else
 		ok = new_ticket(ing, in, msg, &sig, reference, res, error);
 	tr_msg_free(&msg);

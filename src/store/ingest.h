@@ -77,6 +77,7 @@ typedef struct {
 	bool escalated;        /* escalation actions queued now */
 	bool reopened, resumed;
 	bool repeat_contact;
+	bool flood;            /* over new_per_sender_hour: joined the sender's newest ticket */
 	int64_t incident_id;   /* the incident this ticket belongs to, 0 if none */
 	bool incident_created;
 	char reference[40];    /* a ticket tag we refused to attach (hijack) */

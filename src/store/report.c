@@ -76,31 +76,12 @@ static const char *skip_prefixes(const char *p)
 	}
 }
 
-/* s without "[PREFIX-123]" ticket tags (anywhere). */
-static GString *without_ticket_tags(const char *s, const char *prefix)
-{
-	GString *out = g_string_sized_new(strlen(s));
-	size_t plen = prefix != NULL ? strlen(prefix) : 0;
-	while (*s != '\0') {
-		if (*s == '[' && plen > 0 && g_ascii_strncasecmp(s + 1, prefix, plen) == 0 && s[1 + plen] == '-') {
-			const char *digits = s + 2 + plen;
-			size_t n = strspn(digits, "0123456789");
-			if (n > 0 && digits[n] == ']') {
-				s = digits + n + 1;
-				continue;
-			}
-		}
-		g_string_append_c(out, *s++);
-	}
-	return out;
-}
-
 char *tr_report_subject_key(const char *subject, const char *ticket_prefix)
 {
 	char *valid = g_utf8_make_valid(subject != NULL ? subject : "", -1);
-	GString *stripped = without_ticket_tags(skip_prefixes(valid), ticket_prefix);
-	char *folded = g_utf8_casefold(stripped->str, (gssize)stripped->len);
-	g_string_free(stripped, TRUE);
+	char *stripped = tr_ticket_strip_tags(skip_prefixes(valid), ticket_prefix);
+	char *folded = g_utf8_casefold(stripped, -1);
+	g_free(stripped);
 	g_free(valid);
 	/* Words of letters and digits, one space apart. */
 	GString *words = g_string_new(NULL);

@@ -31,6 +31,8 @@ const tr_conftab tr_store_limits_table[] = {
 	  "[tickets] percent of shared word shingles for two tickets to be similar" },
 	{ "incident_scan", 500, 10, 100000, TR_UNIT_COUNT, offsetof(tr_store_limits, incident_scan),
 	  "[tickets] recent tickets compared with each new one, at most" },
+	{ "new_per_sender_hour", 20, 1, 100000, TR_UNIT_COUNT, offsetof(tr_store_limits, new_per_sender_hour),
+	  "[tickets] new tickets one address opens per hour; more new mail from it joins its newest ticket" },
 	{ "ack_per_sender_hour", 5, 0, 100000, TR_UNIT_COUNT, offsetof(tr_store_limits, ack_per_sender_hour),
 	  "[ack] acknowledgments to one address per hour" },
 	{ "ack_per_sender_day", 20, 0, 100000, TR_UNIT_COUNT, offsetof(tr_store_limits, ack_per_sender_day),
@@ -44,7 +46,7 @@ const tr_conftab tr_store_limits_table[] = {
 static const char *const store_rows[] = { "synchronous", "busy_timeout", "raw_bytes", NULL };
 static const char *const ticket_rows[] = {
 	"reopen_window", "repeat_window", "repeat_threshold", "incident_window",
-	"incident_threshold", "incident_similarity", "incident_scan", NULL,
+	"incident_threshold", "incident_similarity", "incident_scan", "new_per_sender_hour", NULL,
 };
 static const char *const ack_rows[] = { "ack_per_sender_hour", "ack_per_sender_day", "bounce_suppress", NULL };
 
@@ -338,7 +340,7 @@ tr_store *tr_store_open(const tr_store_settings *settings, GError **error)
 	sqlite3_busy_timeout(s->db, (int)MIN(settings->limits.busy_timeout * 1000, G_MAXINT));
 	sqlite3_extended_result_codes(s->db, 1);
 	char *pragmas = g_strdup_printf("PRAGMA journal_mode = WAL; PRAGMA synchronous = %s; "
-	                                "PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 4000;",
+	                                "PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 4000; PRAGMA cache_size = -16384;",
 	                                settings->limits.synchronous >= 2 ? "FULL" : "NORMAL");
 	bool ok = tr_store_exec(s, pragmas, error);
 	g_free(pragmas);

@@ -36,6 +36,7 @@ typedef struct {
 	int64_t incident_threshold;/* similar tickets that make an incident */
 	int64_t incident_similarity; /* percent (Jaccard estimate) */
 	int64_t incident_scan;     /* recent tickets compared, at most */
+	int64_t new_per_sender_hour; /* new tickets one address opens per hour */
 	/* [ack] */
 	int64_t ack_per_sender_hour;
 	int64_t ack_per_sender_day;

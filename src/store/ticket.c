@@ -424,3 +424,26 @@ int tr_ticket_open_count(tr_store *store, const char *assignee)
 	sqlite3_reset(st);
 	return n;
 }
+
+char *tr_ticket_strip_tags(const char *s, const char *prefix)
+{
+	GString *out = g_string_sized_new(strlen(s));
+	size_t plen = prefix != NULL ? strlen(prefix) : 0;
+	while (*s != '\0') {
+		if (*s == '[' && plen > 0 && g_ascii_strncasecmp(s + 1, prefix, plen) == 0 && s[1 + plen] == '-') {
+			const char *digits = s + 2 + plen;
+			size_t n = strspn(digits, "0123456789");
+			if (n > 0 && digits[n] == ']') {
+				s = digits + n + 1;
+				/* "Re: [TKT-1] Re: x": no double space left behind */
+				if (*s == ' ' && (out->len == 0 || out->str[out->len - 1] == ' '))
+					s++;
+				continue;
+			}
+		}
+		g_string_append_c(out, *s++);
+	}
+	while (out->len > 0 && out->str[out->len - 1] == ' ')
+		g_string_truncate(out, out->len - 1);
+	return g_string_free(out, FALSE);
+}

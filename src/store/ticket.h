@@ -103,4 +103,9 @@ char *tr_ticket_raw_message(tr_store *store, int64_t message_row, size_t *len_r)
 /* Open tickets assigned to a person (least-loaded assignment). */
 int tr_ticket_open_count(tr_store *store, const char *assignee);
 
+/* subject without "[PREFIX-123]" ticket tags (anywhere), g_malloc'd: the
+ * acknowledgment adds the right one, a customer's stale or foreign tag
+ * would only confuse. */
+char *tr_ticket_strip_tags(const char *subject, const char *prefix);
+
 #endif

@@ -155,7 +155,7 @@ wait_until 5 eval '[ "$(q "SELECT state FROM outbox WHERE ticket_id = '"$t1"' AN
 ok $? "the outbox row is marked sent (the room echoed it)"
 
 # --- 2. chat-ops: strangers are refused, people and operators act ---------------------
-wait_until 15 test -e "$SRV_DIR/ready"
+wait_until 30 test -e "$SRV_DIR/ready"
 ok $? "room-transcript.sh is in the room"
 events_before=$(q "SELECT count(*) FROM events WHERE ticket_id = $t1")
 xmpp_send stranger "$room" "!ack $(tid "$t1")"

@@ -322,6 +322,21 @@ static void test_acknowledgment(void **state)
 	               FRIDAY_1600_BERLIN);
 	assert_false(r->d.ack);
 	result_free(r);
+	/* A NUL in the address leaves "bin@exa": no reply can reach that. */
+	static const char nul_from[] = "From: <bin@exa\0mple.test>\nSubject: s\n\nhello\n";
+	tr_msg *m = tr_norm_parse(tr_engine_norm(engine), TR_CHANNEL_FILE, nul_from, sizeof(nul_from) - 1, NULL);
+	assert_non_null(m);
+	tr_decision d;
+	tr_decide_input di = { .now = FRIDAY_1600_BERLIN };
+	tr_engine_decide(engine, m, &di, &d);
+	assert_false(d.ack);
+	assert_string_equal(d.no_ack_reason, "the sender address cannot take a reply");
+	tr_msg_free(&m);
+	/* A chat JID may have a dotless domain. */
+	m = tr_norm_text(tr_engine_norm(engine), TR_CHANNEL_XMPP, "alice@localhost", "hello", 5);
+	tr_engine_decide(engine, m, &di, &d);
+	assert_true(d.ack);
+	tr_msg_free(&m);
 }
 
 static void test_sentiment_trigger(void **state)

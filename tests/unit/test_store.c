@@ -520,6 +520,43 @@ static void test_ack_limits(void **state)
 	assert_int_equal(count(f, "SELECT count(*) FROM events WHERE kind = 'ack_suppressed'"), 3);
 }
 
+/* One address over new_per_sender_hour opens no more tickets; its repeat
+ * contact escalates once. */
+static void test_sender_flood(void **state)
+{
+	fixture *f = *state;
+	int joined = 0, escalated = 0;
+	for (int i = 0; i < 30; i++) {
+		char *id = g_strdup_printf("fl%d@flood.example", i);
+		char *body = g_strdup_printf("Flood %d about subject %d, each one different %d.", i, i * 17, i * 103);
+		char *subject = g_strdup_printf("Flood %d", i);
+		char *raw = mail("flood@flood.example", subject, id, NULL, body);
+		tr_ingest_result r = ingest(f, raw, T0 + i * MINUTE);
+		joined += r.flood;
+		escalated += r.escalated;
+		if (r.flood) {
+			assert_int_equal(r.kind, TR_INGEST_REPLY);
+			assert_false(r.ack_queued);
+			assert_false(r.escalated);
+		}
+		g_free(raw);
+		g_free(id);
+		g_free(body);
+		g_free(subject);
+	}
+	assert_int_equal(joined, 10);
+	assert_int_equal(count(f, "SELECT count(*) FROM tickets"), 20);  /* new_per_sender_hour */
+	assert_int_equal(count(f, "SELECT count(*) FROM messages"), 30); /* nothing lost */
+	assert_int_equal(count(f, "SELECT count(*) FROM events WHERE kind = 'flood_joined' AND ticket_id = 20"), 10);
+	assert_int_equal(escalated, 1);                                  /* the repeat contact, once */
+	assert_true(count(f, "SELECT count(*) FROM events WHERE kind = 'escalation_suppressed'") > 0);
+	/* An hour later the address may open tickets again. */
+	char *raw = mail("flood@flood.example", "Later", "later@flood.example", NULL, "A new question, much later.");
+	tr_ingest_result r = ingest(f, raw, T0 + 30 * MINUTE + HOUR);
+	assert_int_equal(r.kind, TR_INGEST_NEW);
+	g_free(raw);
+}
+
 typedef struct {
 	const char *path;
 	int start;
@@ -536,7 +573,9 @@ static gpointer ingest_thread(gpointer data)
 		int i = (a->start + k) % 40;
 		char *id = g_strdup_printf("conc%d@shop.example", i);
 		char *body = g_strdup_printf("Concurrent message %d, unique text %d.", i, i * 31);
-		char *raw = mail("many@shop.example", "Concurrent", id, NULL, body);
+		char *from = g_strdup_printf("many%d@shop.example", i % 8);
+		char *raw = mail(from, "Concurrent", id, NULL, body);
+		g_free(from);
 		tr_ingest_input in = { .channel = TR_CHANNEL_FILE, .data = raw, .len = strlen(raw), .now = T0 + i };
 		tr_ingest_result res;
 		GError *error = NULL;
@@ -600,6 +639,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_auto_reply_and_bounce, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ack_limits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sender_flood, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_rolls_back_one, setup, teardown),
 	};
