@@ -87,17 +87,7 @@ bool tr_xmpp_bucket_take(tr_xmpp_bucket *b, int64_t per_minute, gint64 now);
 /* Microseconds from now until a token is there (0: now). */
 gint64 tr_xmpp_bucket_wait(const tr_xmpp_bucket *b, int64_t per_minute, gint64 now);
 
-/* node@domain[/resource] with sane parts: lengths per RFC 7622 (1023),
- * no whitespace, control characters or the characters "&'/:<>@ in the
- * node, a domain of letters, digits, '-', '.', or non-ASCII (IDN).
- * need_node: a node is required; resource: a resource may follow. */
-bool tr_xmpp_jid_valid(const char *jid, bool need_node, bool resource);
-/* Lower-case the node and domain, keep the resource (g_free). */
-char *tr_xmpp_jid_normalize(const char *jid);
-/* The bare JID (g_free); NULL for NULL. */
-char *tr_xmpp_jid_bare(const char *jid);
-/* Pointer to the resource inside jid, or NULL. */
-const char *tr_xmpp_jid_resource(const char *jid);
+/* JID checks: tr_xmpp_jid_valid() and friends are in xmpp.h. */
 
 /* Text fit for an XML body (g_free): invalid UTF-8 repaired, CR LF and
  * lone CR turned into LF, characters XML 1.0 forbids dropped (C0 controls

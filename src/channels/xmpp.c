@@ -72,12 +72,24 @@ const tr_conftab tr_xmpp_limits_table[] = {
 	  "[xmpp] bytes of an incoming message body kept; the rest is cut" },
 	{ "event_queue_max", 10000, 16, 10000000, TR_UNIT_COUNT, offsetof(tr_xmpp_limits, event_queue_max),
 	  "[xmpp] unread events; incoming messages beyond it are dropped and counted" },
+	{ "chat_thread_window", 2 * 3600, 0, 30 * 86400, TR_UNIT_SECONDS, offsetof(tr_xmpp_limits, chat_thread_window),
+	  "[xmpp] a chat from a JID whose open chat ticket was active this recently threads onto it; 0 = never" },
+	{ "outbox_retry", 30, 1, 3600, TR_UNIT_SECONDS, offsetof(tr_xmpp_limits, outbox_retry),
+	  "[xmpp] first wait before retrying a post or chat that failed; doubles per attempt" },
+	{ "outbox_retry_max", 3600, 1, 86400, TR_UNIT_SECONDS, offsetof(tr_xmpp_limits, outbox_retry_max),
+	  "[xmpp] longest wait between retries of a failed post or chat" },
+	{ "outbox_give_up", 86400, 60, 30 * 86400, TR_UNIT_SECONDS, offsetof(tr_xmpp_limits, outbox_give_up),
+	  "[xmpp] a post or chat still failing this long after it was queued is marked failed" },
+	{ "ambiguous_delay", 120, 0, 86400, TR_UNIT_SECONDS, offsetof(tr_xmpp_limits, ambiguous_delay),
+	  "[xmpp] wait before the one marked resend of a post or chat whose delivery is uncertain" },
+	{ "outbox_inflight", 100, 1, 100000, TR_UNIT_COUNT, offsetof(tr_xmpp_limits, outbox_inflight),
+	  "[xmpp] outbox rows handed to the connection and not yet confirmed, at most" },
 	{ NULL, 0, 0, 0, TR_UNIT_COUNT, 0, NULL },
 };
 
 static const char *const string_keys[] = {
 	"jid", "password", "password_file", "host", "tls", "ca_file", "verify", "nick", "rooms",
-	"create_rooms", NULL,
+	"create_rooms", "operators", "operators_by_nick", NULL,
 };
 
 static const char *const tls_mode_names[] = {
@@ -93,6 +105,8 @@ void tr_xmpp_config_default(tr_xmpp_config *cfg)
 	cfg->verify = true;
 	cfg->nick = g_strdup("triage");
 	cfg->rooms = g_new0(char *, 1);
+	cfg->operators = g_new0(char *, 1);
+	cfg->operators_by_nick = g_new0(char *, 1);
 	tr_conftab_defaults(tr_xmpp_limits_table, &cfg->limits);
 }
 
@@ -112,6 +126,8 @@ void tr_xmpp_config_clear(tr_xmpp_config *cfg)
 	g_free(cfg->ca_file);
 	g_free(cfg->nick);
 	g_strfreev(cfg->rooms);
+	g_strfreev(cfg->operators);
+	g_strfreev(cfg->operators_by_nick);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -124,6 +140,9 @@ void tr_xmpp_config_copy(tr_xmpp_config *dst, const tr_xmpp_config *src)
 	dst->ca_file = g_strdup(src->ca_file);
 	dst->nick = g_strdup(src->nick);
 	dst->rooms = src->rooms != NULL ? g_strdupv(src->rooms) : g_new0(char *, 1);
+	dst->operators = src->operators != NULL ? g_strdupv(src->operators) : g_new0(char *, 1);
+	dst->operators_by_nick = src->operators_by_nick != NULL ? g_strdupv(src->operators_by_nick)
+	                                                        : g_new0(char *, 1);
 }
 
 static bool nick_valid(const char *nick)
@@ -234,6 +253,34 @@ static void load_rooms(tr_xmpp_config *cfg, const tr_conf *conf, tr_diag *diag)
 	g_free(text);
 }
 
+/* operators: bare JIDs (a resource would make the check depend on which
+ * client a person uses); operators_by_nick: room nicks. */
+static char **load_operator_list(const tr_conf *conf, tr_diag *diag, const char *key, bool jids)
+{
+	GPtrArray *out = g_ptr_array_new();
+	char *text = tr_conf_string(conf, "xmpp", key, NULL);
+	char **items = g_strsplit_set(text != NULL ? text : "", jids ? ",; \t" : ",;", -1);
+	for (char **item = items; *item != NULL; item++) {
+		g_strstrip(*item);
+		if (**item == '\0')
+			continue;
+		if (jids && !tr_xmpp_jid_valid(*item, true, false)) {
+			tr_conf_error(conf, diag, "xmpp", key, "'%s' is not a bare JID (user@domain)", *item);
+			continue;
+		}
+		if (!jids && !nick_valid(*item)) {
+			tr_conf_error(conf, diag, "xmpp", key, "'%s': 1-%d characters, no control characters", *item,
+			              NICK_MAX);
+			continue;
+		}
+		g_ptr_array_add(out, jids ? tr_xmpp_jid_normalize(*item) : g_strdup(*item));
+	}
+	g_strfreev(items);
+	g_free(text);
+	g_ptr_array_add(out, NULL);
+	return (char **)g_ptr_array_free(out, FALSE);
+}
+
 bool tr_xmpp_config_load(tr_xmpp_config *cfg, const tr_conf *conf, tr_diag *diag)
 {
 	const char *g = "xmpp";
@@ -326,6 +373,16 @@ bool tr_xmpp_config_load(tr_xmpp_config *cfg, const tr_conf *conf, tr_diag *diag
 
 	load_rooms(cfg, conf, diag);
 	cfg->create_rooms = tr_conf_bool(conf, diag, g, "create_rooms", false);
+	g_strfreev(cfg->operators);
+	cfg->operators = load_operator_list(conf, diag, "operators", true);
+	g_strfreev(cfg->operators_by_nick);
+	cfg->operators_by_nick = load_operator_list(conf, diag, "operators_by_nick", false);
+	if (cfg->operators_by_nick[0] != NULL)
+		tr_diag_warning(diag, tr_conf_path(conf), tr_conf_line(conf, g, "operators_by_nick"),
+		                "[xmpp] operators_by_nick: in a room that hides real JIDs anyone can take a "
+		                "free nick; prefer rooms that show the bot real JIDs");
+	if (cfg->limits.outbox_retry_max < cfg->limits.outbox_retry)
+		tr_conf_error(conf, diag, g, "outbox_retry_max", "is shorter than outbox_retry");
 	if (cfg->limits.reconnect_backoff_max < cfg->limits.reconnect_backoff)
 		tr_conf_error(conf, diag, g, "reconnect_backoff_max", "is shorter than reconnect_backoff");
 	cfg->enabled = cfg->jid != NULL;
@@ -345,6 +402,12 @@ void tr_xmpp_config_print(const tr_xmpp_config *cfg, GString *out)
 	g_string_append_printf(out, "rooms = %s\n", rooms);
 	g_free(rooms);
 	g_string_append_printf(out, "create_rooms = %s\n", cfg->create_rooms ? "yes" : "no");
+	char *operators = cfg->operators != NULL ? g_strjoinv(", ", cfg->operators) : g_strdup("");
+	g_string_append_printf(out, "operators = %s\n", operators);
+	g_free(operators);
+	operators = cfg->operators_by_nick != NULL ? g_strjoinv(", ", cfg->operators_by_nick) : g_strdup("");
+	g_string_append_printf(out, "operators_by_nick = %s\n", operators);
+	g_free(operators);
 	tr_conftab_print(tr_xmpp_limits_table, &cfg->limits, out);
 }
 

@@ -111,6 +111,14 @@ typedef struct {
 	int64_t body_max;              /* bytes of one outgoing body */
 	int64_t incoming_max;          /* bytes of an incoming body kept */
 	int64_t event_queue_max;       /* unread events; beyond it messages are dropped */
+	/* Read here, used by the daemon's XMPP worker (daemon/chat.h), not by
+	 * the connection: */
+	int64_t chat_thread_window;    /* seconds a chat follow-up threads onto its open ticket; 0 = never */
+	int64_t outbox_retry;          /* seconds before retrying a failed post; doubles per attempt */
+	int64_t outbox_retry_max;      /* longest wait between retries */
+	int64_t outbox_give_up;        /* a post still failing this long after it was queued is failed */
+	int64_t ambiguous_delay;       /* seconds before the one marked retry of an uncertain post */
+	int64_t outbox_inflight;       /* outbox rows handed to the connection and unconfirmed, at most */
 } tr_xmpp_limits;
 
 extern const tr_conftab tr_xmpp_limits_table[];
@@ -132,6 +140,10 @@ typedef struct {
 	char *nick;             /* room nick, "triage" */
 	char **rooms;           /* NULL-terminated room JIDs, lower case */
 	bool create_rooms;      /* configure rooms we create (status 201); default no */
+	/* Chat-ops authorization (the daemon's, daemon/chat.h): */
+	char **operators;       /* NULL-terminated bare JIDs, lower case; may be empty */
+	char **operators_by_nick; /* NULL-terminated room nicks trusted where a room hides real
+	                           * JIDs (weaker: anyone may take a free nick); may be empty */
 	tr_xmpp_limits limits;
 } tr_xmpp_config;
 
@@ -147,6 +159,20 @@ void tr_xmpp_config_copy(tr_xmpp_config *dst, const tr_xmpp_config *src);
 void tr_xmpp_config_clear(tr_xmpp_config *cfg);
 /* The effective settings as "key = value" lines, the password hidden. */
 void tr_xmpp_config_print(const tr_xmpp_config *cfg, GString *out);
+
+/* ---- JIDs ---- */
+
+/* node@domain[/resource] with sane parts: lengths per RFC 7622 (1023),
+ * no whitespace, control characters or the characters "&'/:<>@ in the
+ * node, a domain of letters, digits, '-', '.', or non-ASCII (IDN).
+ * need_node: a node is required; resource: a resource may follow. */
+bool tr_xmpp_jid_valid(const char *jid, bool need_node, bool resource);
+/* Lower-case the node and domain, keep the resource (g_free). */
+char *tr_xmpp_jid_normalize(const char *jid);
+/* The bare JID (g_free); NULL for NULL. */
+char *tr_xmpp_jid_bare(const char *jid);
+/* Pointer to the resource inside jid, or NULL. */
+const char *tr_xmpp_jid_resource(const char *jid);
 
 /* ---- the connection ---- */
 

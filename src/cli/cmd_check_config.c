@@ -102,6 +102,16 @@ int tr_cli_check_config(int argc, char **argv)
 			tr_conftab_print(tr_lmtp_limits_table, &lmtp.limits, more);
 			g_string_append(more, "\n[milter]\n");
 			tr_conftab_print(tr_milter_limits_table, &milter.limits, more);
+			if (g_key_file_has_group(tr_conf_keyfile(tr_engine_conf(engine)), "xmpp")) {
+				/* Loaded again for the print; its diagnostics are above. */
+				tr_xmpp_config xmpp;
+				tr_diag *quiet = tr_diag_new();
+				tr_xmpp_config_load(&xmpp, tr_engine_conf(engine), quiet);
+				tr_diag_free(&quiet);
+				g_string_append(more, "\n[xmpp]\n");
+				tr_xmpp_config_print(&xmpp, more);
+				tr_xmpp_config_clear(&xmpp);
+			}
 			fputs(more->str, stdout);
 			g_string_free(more, TRUE);
 		}

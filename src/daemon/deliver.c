@@ -48,7 +48,7 @@ void tr_deliver_set_engine(tr_deliver *d, const tr_engine *engine)
 
 int tr_deliver_recover(tr_deliver *d, int64_t now, GError **error)
 {
-	int n = tr_outbox_recover(d->store, now, d->limits->ambiguous_delay, error);
+	int n = tr_outbox_recover(d->store, "smtp", now, d->limits->ambiguous_delay, error);
 	if (n > 0)
 		tr_log_warning("outbox: %d deliveries were interrupted mid-way; each is retried once after %" G_GINT64_FORMAT
 		               " s, marked as a possible duplicate", n, (gint64)d->limits->ambiguous_delay);

@@ -13,6 +13,7 @@
 #include "channels/imap_watch.h"
 #include "channels/smtp.h"
 #include "core/log.h"
+#include "daemon/chat.h"
 #include "daemon/deliver.h"
 #include "store/sla.h"
 
@@ -45,6 +46,10 @@ typedef struct {
 	tr_smtp_config smtp_config;
 	tr_smtp_client *smtp;
 	char *envelope_from;
+	/* XMPP: the connection and its worker (daemon/chat.h) */
+	tr_xmpp_config xmpp_config;
+	tr_xmpp *xmpp;
+	tr_chat *chat;
 } daemon_state;
 
 static bool stopping(daemon_state *d)
@@ -69,6 +74,7 @@ static void notify_outbox(void *user_data)
 	g_mutex_lock(&d->lock);
 	g_cond_broadcast(&d->wake);
 	g_mutex_unlock(&d->lock);
+	tr_chat_notify(d->chat);
 }
 
 static gint64 now_seconds(void)
@@ -262,6 +268,7 @@ int tr_serve_main(const tr_serve_options *o)
 		tr_smtp_config_load(&d.smtp_config, conf, diag);  /* defaults first */
 	else
 		tr_smtp_config_default(&d.smtp_config);
+	tr_xmpp_config_load(&d.xmpp_config, conf, diag);  /* defaults first; no [xmpp]: disabled */
 	const GPtrArray *msgs = tr_diag_messages(diag);
 	for (guint i = 0; i < msgs->len; i++) {
 		const char *msg = g_ptr_array_index(msgs, i);
@@ -272,9 +279,24 @@ int tr_serve_main(const tr_serve_options *o)
 		return 2;
 	}
 	tr_diag_free(&diag);
+	/* Signals go to the main thread only, which waits for them; blocked
+	 * before the first thread starts, so every thread inherits the mask. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	GError *error = NULL;
+	/* XMPP first: libstrophe select()s, so its socket must get a low fd
+	 * number, before the store and the IMAP connections take theirs. */
+	if (d.xmpp_config.enabled && (d.xmpp = tr_xmpp_start(&d.xmpp_config, &error)) == NULL) {
+		tr_log_error("%s", error->message);
+		return 2;
+	}
 	if (d.have_smtp && (d.smtp = tr_smtp_client_new(&d.smtp_config, &error)) == NULL) {
 		tr_log_error("%s", error->message);
+		tr_xmpp_stop(&d.xmpp);
 		return 2;
 	}
 	char *domain = tr_conf_string(conf, "outbound", "message_id_domain", NULL);
@@ -293,26 +315,31 @@ int tr_serve_main(const tr_serve_options *o)
 	tr_store *probe = tr_store_open(&d.store_settings, &error);
 	if (probe == NULL) {
 		tr_log_error("%s", error->message);
+		tr_xmpp_stop(&d.xmpp);
 		return 2;
 	}
 	tr_store_close(&probe);
 
 	char *pidfile = o->pidfile != NULL ? g_strdup(o->pidfile) : tr_conf_file_path(conf, "serve", "pidfile", NULL);
-	if (pidfile != NULL && !write_pidfile(pidfile))
+	if (pidfile != NULL && !write_pidfile(pidfile)) {
+		tr_xmpp_stop(&d.xmpp);
 		return 2;
+	}
 	char *user = tr_conf_string(conf, "serve", "user", NULL);
-	if (!drop_privileges(user))
+	if (!drop_privileges(user)) {
+		tr_xmpp_stop(&d.xmpp);
 		return 2;
-
-	/* Signals go to the main thread only, which waits for them. */
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	}
 
 	d.engines = tr_engine_slot_new(engine);
+	if (d.xmpp != NULL) {
+		tr_chat_options co = {
+			.xmpp = d.xmpp, .xmpp_config = &d.xmpp_config, .store = &d.store_settings, .engines = d.engines,
+			.outbox = &d.outbox, .poll_interval = d.limits.outbox_interval,
+			.drain_ms = MIN(3000, d.limits.drain_timeout * 1000 / 3), .on_commit = notify_outbox, .user_data = &d,
+		};
+		d.chat = tr_chat_start(&co);
+	}
 	GThread *outbox = d.have_smtp ? g_thread_new("outbox", outbox_thread, &d) : NULL;
 	GThread *sla = g_thread_new("sla", sla_thread, &d);
 	GPtrArray *watches = g_ptr_array_new();
@@ -323,8 +350,10 @@ int tr_serve_main(const tr_serve_options *o)
 		};
 		g_ptr_array_add(watches, tr_imap_watch_start(&wo));
 	}
-	tr_log_info("triage serve: started (%u IMAP folder%s, %s, store %s)", imaps->len, imaps->len == 1 ? "" : "s",
+	tr_log_info("triage serve: started (%u IMAP folder%s, %s, %s%s, store %s)", imaps->len,
+	            imaps->len == 1 ? "" : "s",
 	            d.have_smtp ? tr_smtp_client_relay(d.smtp) : "no [smtp] relay: mail actions stay queued",
+	            d.xmpp != NULL ? "XMPP as " : "no [xmpp]", d.xmpp != NULL ? d.xmpp_config.jid : "",
 	            d.store_settings.path);
 
 	for (;;) {
@@ -352,6 +381,7 @@ int tr_serve_main(const tr_serve_options *o)
 	g_mutex_lock(&d.lock);
 	g_cond_broadcast(&d.wake);
 	g_mutex_unlock(&d.lock);
+	tr_chat_stop(d.chat);   /* starts draining now, in parallel with the others */
 	for (guint i = 0; i < watches->len; i++)
 		tr_imap_watch_stop(g_ptr_array_index(watches, i));
 	for (guint i = 0; i < watches->len; i++) {
@@ -361,6 +391,9 @@ int tr_serve_main(const tr_serve_options *o)
 	if (outbox != NULL)
 		g_thread_join(outbox);
 	g_thread_join(sla);
+	/* After every thread that may call notify_outbox. */
+	tr_chat_free(&d.chat);
+	tr_xmpp_stop(&d.xmpp);
 	tr_log_info("triage serve: stopped");
 	if (pidfile != NULL)
 		unlink(pidfile);
@@ -369,6 +402,7 @@ int tr_serve_main(const tr_serve_options *o)
 	tr_engine_slot_free(&d.engines);
 	tr_smtp_client_free(&d.smtp);
 	tr_smtp_config_clear(&d.smtp_config);
+	tr_xmpp_config_clear(&d.xmpp_config);
 	tr_store_settings_clear(&d.store_settings);
 	g_free(d.message_domain);
 	g_free(d.envelope_from);

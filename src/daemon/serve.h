@@ -15,7 +15,8 @@
  *
  * [serve]: pidfile, user (drop root after start-up), log (stderr |
  * syslog), log_level (error | warning | info | debug), sla_interval,
- * outbox_interval, drain_timeout.
+ * outbox_interval, drain_timeout.  [xmpp]: the XMPP connection is started
+ * first (low file descriptors) and served by daemon/chat.h.
  */
 #ifndef TR_SERVE_H
 #define TR_SERVE_H

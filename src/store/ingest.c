@@ -148,6 +148,23 @@ static int64_t ticket_of_message_id(tr_store *store, const char *id)
 	return t;
 }
 
+/* A chat has no subject and no references: a follow-up from the same JID
+ * belongs to that JID's open chat ticket while the conversation is alive
+ * (its last message or operation within the window).  Newest first. */
+static int64_t find_chat_thread(tr_store *store, const char *requester, int64_t since)
+{
+	sqlite3_stmt *st = tr_store_stmt(store,
+		"SELECT t.id FROM tickets t WHERE t.requester = ?1 AND t.channel = 'xmpp' "
+		"AND t.status != 'resolved' AND t.is_incident = 0 "
+		"AND max(t.updated_at, coalesce((SELECT max(m.at) FROM messages m WHERE m.ticket_id = t.id), 0)) >= ?2 "
+		"ORDER BY t.id DESC LIMIT 1");
+	sqlite3_bind_text(st, 1, requester, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, since);
+	int64_t id = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	return id;
+}
+
 static int64_t find_thread(tr_store *store, const tr_msg *msg, bool *by_tag_r)
 {
 	*by_tag_r = false;
@@ -551,6 +568,27 @@ static bool link_incident(tr_ingest *ing, int64_t child, int64_t parent, int64_t
 
 /* ---------------------------------------------------------------- the flows */
 
+/* A chat carries no Date and no Message-ID.  Its date is its arrival, so
+ * the same words on another day are another message; its id, when the
+ * network gave one, becomes a Message-ID of our own making (hashed: the id
+ * attribute is whatever the sender's client chose, and only unique per
+ * sender, so the sender and the text are part of the key). */
+static void chat_identity(tr_msg *msg, const tr_ingest_input *in)
+{
+	msg->date = in->now;
+	tr_msg_content_hash(msg);
+	if (in->chat_id == NULL || *in->chat_id == '\0')
+		return;
+	GChecksum *sum = g_checksum_new(G_CHECKSUM_SHA256);
+	const char *parts[] = { msg->from.address, in->chat_id, msg->text };
+	for (size_t i = 0; i < G_N_ELEMENTS(parts); i++)
+		g_checksum_update(sum, (const guchar *)parts[i], (gssize)strlen(parts[i]) + 1);
+	const char *at = strrchr(msg->from.address, '@');
+	msg->message_id = tr_pool_printf(msg->pool, "xmpp.%.32s@%s", g_checksum_get_string(sum),
+	                                 at != NULL && at[1] != '\0' ? at + 1 : "xmpp.invalid");
+	g_checksum_free(sum);
+}
+
 static tr_msg *normalize(tr_ingest *ing, const tr_ingest_input *in, GError **error)
 {
 	const tr_norm *norm = tr_engine_norm(ing->engine);
@@ -559,6 +597,7 @@ static tr_msg *normalize(tr_ingest *ing, const tr_ingest_input *in, GError **err
 		msg = tr_norm_parse(norm, in->channel, in->data, in->len, error);
 	} else if (in->chat_text != NULL && in->chat_len > 0) {
 		msg = tr_norm_text(norm, in->channel, in->chat_from, in->chat_text, in->chat_len);
+		chat_identity(msg, in);
 	} else {
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "empty message");
 		return NULL;
@@ -878,6 +917,9 @@ static bool ingest_one(tr_ingest *ing, const tr_ingest_input *in, tr_ingest_resu
 	tr_engine_signals(ing->engine, msg, &sig);
 	bool by_tag = false;
 	int64_t thread = find_thread(store, msg, &by_tag);
+	if (thread == 0 && msg->channel == TR_CHANNEL_XMPP && in->data == NULL && in->chat_thread_window > 0 &&
+	    *msg->from.address != '\0')
+		thread = find_chat_thread(store, msg->from.address, in->now - in->chat_thread_window);
 	const char *reference = NULL;
 	char refbuf[40];
 	if (thread != 0) {

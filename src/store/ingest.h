@@ -37,10 +37,19 @@ typedef struct {
 	/* A mail (RFC 5322 bytes) ... */
 	const char *data;
 	size_t len;
-	/* ... or a chat message (data NULL): sender JID and text. */
+	/* ... or a chat message (data NULL): sender's bare JID and text. */
 	const char *chat_from;
 	const char *chat_text;
 	size_t chat_len;
+	/* The chat message's own id (XEP-0359 stanza-id, else the sender's id
+	 * attribute), or NULL.  With it, the same message seen again (a client
+	 * resending it) is a duplicate; without it only the same text from the
+	 * same JID in the same second is. */
+	const char *chat_id;
+	/* A chat from a JID whose open xmpp ticket saw activity (a message, an
+	 * agent's operation) within this many seconds threads onto that ticket
+	 * instead of opening a new one ([xmpp] chat_thread_window); 0: never. */
+	int64_t chat_thread_window;
 	/* Envelope when the channel knows it (NULL otherwise). */
 	const char *envelope_from;
 	const char *const *envelope_to;

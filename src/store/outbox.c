@@ -204,12 +204,15 @@ bool tr_outbox_failed(tr_store *store, int64_t id, int64_t now, const char *why,
 	                             "claimed_by = NULL WHERE id = ?1", now, why, "delivery_failed", now, error);
 }
 
-int tr_outbox_recover(tr_store *store, int64_t now, int64_t delay, GError **error)
+int tr_outbox_recover(tr_store *store, const char *channel, int64_t now, int64_t delay, GError **error)
 {
 	sqlite3_stmt *st = tr_store_stmt(store, "UPDATE outbox SET state = 'retry', next_attempt_at = ?1, "
 	                                        "last_error = 'ambiguous: worker stopped during delivery', "
-	                                        "claimed_by = NULL WHERE state = 'sending'");
+	                                        "claimed_by = NULL WHERE state = 'sending' "
+	                                        "AND (?2 IS NULL OR channel = ?2)");
 	sqlite3_bind_int64(st, 1, now + delay);
+	if (channel != NULL)
+		sqlite3_bind_text(st, 2, channel, -1, SQLITE_STATIC);
 	if (!tr_store_exec_stmt(store, st, "recover outbox", error))
 		return -1;
 	return sqlite3_changes(tr_store_db(store));

@@ -65,9 +65,11 @@ bool tr_outbox_ambiguous(tr_store *store, int64_t id, bool retry, int64_t next_a
 unsigned tr_outbox_ambiguous_count(const tr_outbox_row *row);
 /* A permanent failure (5xx, bad recipient): an event for the operator. */
 bool tr_outbox_failed(tr_store *store, int64_t id, int64_t now, const char *why, GError **error);
-/* Rows a crashed worker left in 'sending' become ambiguous (they may have
- * gone out), due at now + delay.  Returns how many. */
-int tr_outbox_recover(tr_store *store, int64_t now, int64_t delay, GError **error);
+/* Rows of channel (NULL: every channel) a crashed worker left in 'sending'
+ * become ambiguous (they may have gone out), due at now + delay.  Each
+ * worker recovers only its own channel: another channel's worker may be
+ * running and have rows in flight.  Returns how many. */
+int tr_outbox_recover(tr_store *store, const char *channel, int64_t now, int64_t delay, GError **error);
 /* `triage outbox retry ID`: failed or ambiguous back to pending, due now. */
 bool tr_outbox_requeue(tr_store *store, int64_t id, int64_t now, GError **error);
 

@@ -59,6 +59,64 @@ static void test_config_defaults(void **state)
 	tr_diag_free(&diag);
 }
 
+/* The daemon's side of [xmpp]: chat-ops authorization and worker limits. */
+static void test_config_operators(void **state)
+{
+	(void)state;
+	tr_diag *diag = tr_diag_new();
+	tr_conf *conf = load("[xmpp]\n"
+	                     "jid = bot@example.org\n"
+	                     "password = x\n"
+	                     "operators = Ana@Example.ORG, ivan@example.org;night@example.org\n"   /* line 4 */
+	                     "operators_by_nick = Ana Lima, helper\n"                            /* line 5 */
+	                     "chat_thread_window = 30m\n"
+	                     "outbox_retry = 10s\n"
+	                     "ambiguous_delay = 5m\n",
+	                     diag);
+	tr_xmpp_config cfg;
+	assert_true(tr_xmpp_config_load(&cfg, conf, diag));
+	assert_string_equal(cfg.operators[0], "ana@example.org");
+	assert_string_equal(cfg.operators[1], "ivan@example.org");
+	assert_string_equal(cfg.operators[2], "night@example.org");
+	assert_null(cfg.operators[3]);
+	assert_string_equal(cfg.operators_by_nick[0], "Ana Lima");   /* nicks keep case and blanks */
+	assert_string_equal(cfg.operators_by_nick[1], "helper");
+	assert_true(diag_has(diag, "triage.conf:5: warning") && diag_has(diag, "anyone can take a free nick"));
+	assert_int_equal(cfg.limits.chat_thread_window, 1800);
+	assert_int_equal(cfg.limits.outbox_retry, 10);
+	assert_int_equal(cfg.limits.outbox_retry_max, 3600);
+	assert_int_equal(cfg.limits.ambiguous_delay, 300);
+	GString *out = g_string_new(NULL);
+	tr_xmpp_config_print(&cfg, out);
+	assert_non_null(strstr(out->str, "operators = ana@example.org, ivan@example.org, night@example.org\n"));
+	assert_non_null(strstr(out->str, "chat_thread_window = 1800"));
+	g_string_free(out, TRUE);
+	tr_xmpp_config copy;
+	tr_xmpp_config_copy(&copy, &cfg);
+	tr_xmpp_config_clear(&cfg);
+	assert_string_equal(copy.operators[2], "night@example.org");
+	assert_string_equal(copy.operators_by_nick[0], "Ana Lima");
+	tr_xmpp_config_clear(&copy);
+	tr_conf_free(&conf);
+	tr_diag_free(&diag);
+
+	diag = tr_diag_new();
+	conf = load("[xmpp]\n"
+	            "jid = bot@example.org\n"
+	            "password = x\n"
+	            "operators = ana@example.org/phone, not a jid\n"   /* line 4: resource, then words */
+	            "outbox_retry = 1h\n"
+	            "outbox_retry_max = 30m\n",                         /* line 6: shorter */
+	            diag);
+	assert_false(tr_xmpp_config_load(&cfg, conf, diag));
+	assert_true(diag_has(diag, "triage.conf:4: error") && diag_has(diag, "'ana@example.org/phone' is not a bare JID"));
+	assert_true(diag_has(diag, "'not' is not a bare JID"));
+	assert_true(diag_has(diag, "triage.conf:6: error") && diag_has(diag, "shorter than outbox_retry"));
+	tr_xmpp_config_clear(&cfg);
+	tr_conf_free(&conf);
+	tr_diag_free(&diag);
+}
+
 static void test_config_full(void **state)
 {
 	(void)state;
@@ -784,6 +842,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config_defaults),
 		cmocka_unit_test(test_config_full),
+		cmocka_unit_test(test_config_operators),
 		cmocka_unit_test(test_config_errors),
 		cmocka_unit_test(test_config_password_file),
 		cmocka_unit_test(test_jids),
