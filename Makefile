@@ -70,7 +70,7 @@ TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILDDIR)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILDDIR)/bench/%)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 
-.PHONY: all tests asan-tests fuzz-build check bench fuzz demo install clean help
+.PHONY: all tests asan-tests fuzz-build check bench bench-build fuzz demo install clean help
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -127,7 +127,9 @@ fuzz-build: $(FUZZ_BIN)
 check: all tests asan-tests fuzz-build
 	tests/run
 
-bench: all $(BENCH_BIN)
+bench-build: all $(BENCH_BIN)
+
+bench: bench-build
 	bench/run
 
 fuzz: fuzz-build
