@@ -134,6 +134,26 @@ char *tr_norm_whitespace(tr_pool *pool, const char *text, size_t len, size_t *le
 	const unsigned char *p = (const unsigned char *)text, *end = p + len;
 	while (p < end) {
 		unsigned char c = *p;
+		if (c > 0x20 && c < 0x7F) {
+			/* Fast path: a run of visible ASCII is copied as it is,
+			 * after the separator that a space or newline left. */
+			if (newlines_pending > 0) {
+				while (newlines_pending > 0) {
+					out[o++] = '\n';
+					newlines_pending--;
+				}
+			} else if (pending_space && line_len > 0) {
+				out[o++] = ' ';
+			}
+			pending_space = false;
+			const unsigned char *run = p;
+			do
+				out[o++] = (char)*p++;
+			while (p < end && *p > 0x20 && *p < 0x7F);
+			line_len += (size_t)(p - run);
+			any_text = true;
+			continue;
+		}
 		size_t clen = 1;
 		int kind; /* 0 visible, 1 space, 2 newline, 3 drop */
 		if (c < 0x80) {
@@ -196,10 +216,45 @@ char *tr_norm_whitespace(tr_pool *pool, const char *text, size_t len, size_t *le
 	return out;
 }
 
+/*
+ * g_utf8_validate(s, len, NULL), faster on mostly-ASCII text: runs of ASCII
+ * without NUL are checked eight bytes at a time, and only each run of
+ * non-ASCII bytes is handed to GLib.  Cutting the text right before an
+ * ASCII byte does not change the verdict: a sequence cut short there is
+ * invalid either way, so GLib keeps the last word on what is valid.
+ */
+static bool utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+	while (p < end) {
+		if (end - p >= 8) {
+			uint64_t v;
+			memcpy(&v, p, sizeof(v));
+			if (((v | ((v - ones) & ~v)) & highs) == 0) {
+				p += 8;  /* eight ASCII bytes, none NUL */
+				continue;
+			}
+		}
+		if (*p == '\0')
+			return false;
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		const unsigned char *run = p;
+		while (p < end && *p >= 0x80)
+			p++;
+		if (!g_utf8_validate((const char *)run, p - run, NULL))
+			return false;
+	}
+	return true;
+}
+
 /* Make text valid UTF-8 (into the pool). */
 static char *valid_utf8(tr_pool *pool, const char *s, size_t len, bool *repaired_r)
 {
-	if (g_utf8_validate(s, (gssize)len, NULL))
+	if (utf8_valid(s, len))
 		return tr_pool_strndup(pool, s, len);
 	*repaired_r = true;
 	char *fixed = g_utf8_make_valid(s, (gssize)len);
@@ -213,6 +268,16 @@ static char *one_line(tr_pool *pool, const char *s)
 {
 	if (s == NULL)
 		return NULL;
+	/* Most values (header names, addresses, ids) are printable ASCII
+	 * words with single spaces: already what the slow path would make. */
+	size_t n = 0;
+	bool plain = s[0] != ' ';
+	for (; plain && s[n] != '\0'; n++) {
+		unsigned char c = (unsigned char)s[n];
+		plain = (c > 0x20 && c < 0x7F) || (c == ' ' && s[n + 1] != ' ' && s[n + 1] != '\0');
+	}
+	if (plain)
+		return tr_pool_strndup(pool, s, n);
 	bool repaired = false;
 	char *v = valid_utf8(pool, s, strlen(s), &repaired);
 	size_t len;
@@ -507,6 +572,9 @@ static void read_headers(const tr_norm *norm, tr_msg *msg, GMimeObject *top)
 			msg->headers[msg->headers_count].value = value;
 			msg->headers_count++;
 		}
+		/* Only names starting with these letters mean something below. */
+		if (strchr("AaPpLlXxFfRr", name[0]) == NULL || name[0] == '\0')
+			continue;
 		if (g_ascii_strcasecmp(name, "Auto-Submitted") == 0) {
 			if (g_ascii_strncasecmp(value, "no", 2) != 0 || (value[2] != '\0' && value[2] != ' ' && value[2] != ';'))
 				msg->auto_flags |= TR_AUTO_SUBMITTED;
@@ -676,7 +744,7 @@ static char *part_text(struct walk *w, GMimePart *part, size_t *len_r)
 	if (len == 0) {
 		text = g_strdup("");
 	} else if (is_utf8_compatible(charset)) {
-		if (g_utf8_validate(data, (gssize)len, NULL) && memchr(data, '\0', len) == NULL)
+		if (utf8_valid(data, len))  /* no NUL either */
 			text = g_strndup(data, len);
 	} else {
 		/* GMime keeps a cache of open converters: g_convert() would
@@ -686,8 +754,7 @@ static char *part_text(struct walk *w, GMimePart *part, size_t *len_r)
 			gsize written = 0;
 			text = g_convert_with_iconv(data, (gssize)len, (GIConv)cd, NULL, &written, NULL);
 			g_mime_iconv_close(cd);
-			if (text != NULL && (memchr(text, '\0', written) != NULL ||
-			                     !g_utf8_validate(text, (gssize)written, NULL)))
+			if (text != NULL && !utf8_valid(text, written))  /* no NUL either */
 				g_clear_pointer(&text, g_free);
 		}
 	}
@@ -926,7 +993,7 @@ static void finish_text(const tr_norm *norm, tr_msg *msg, const char *raw_text, 
 {
 	bool repaired = false;
 	const char *valid = raw_text;
-	if (!g_utf8_validate(raw_text, (gssize)raw_len, NULL)) {
+	if (!utf8_valid(raw_text, raw_len)) {
 		char *decoded = g_mime_utils_decode_8bit(norm->options, raw_text, raw_len);
 		valid = valid_utf8(msg->pool, decoded, strlen(decoded), &repaired);
 		g_free(decoded);
