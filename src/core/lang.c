@@ -33,23 +33,60 @@ static const char *const words[N_LANGS] = {
 	         "bedankt alstublieft graag maar ook nog werkt",
 };
 
+/* The function words in an open-addressing table (a word is looked up for
+ * every word of a mail's first kilobyte; most are not there). */
+#define WORD_SLOTS 1024u  /* a power of two, well above the word count */
+#define WORD_MAX 31       /* longer words are only counted */
+
+typedef struct {
+	char *word;     /* NULL: empty slot */
+	size_t len;
+	guint mask;     /* bit i: codes[i] */
+} word_slot;
+
 struct tr_lang {
-	GHashTable *word_langs;  /* word -> GUINT_TO_POINTER(mask) */
+	word_slot slots[WORD_SLOTS];
+	size_t longest;          /* longest function word, bytes */
 	void *textcat;           /* NULL when no fingerprints */
 	GMutex textcat_lock;
 };
 
+static guint32 word_hash(const char *w, size_t len)
+{
+	guint32 h = 2166136261u;  /* FNV-1a */
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)w[i]) * 16777619u;
+	return h;
+}
+
+static word_slot *word_find(word_slot *slots, const char *w, size_t len)
+{
+	for (guint32 i = word_hash(w, len);; i++) {
+		word_slot *slot = &slots[i & (WORD_SLOTS - 1)];
+		if (slot->word == NULL || (slot->len == len && memcmp(slot->word, w, len) == 0))
+			return slot;
+	}
+}
+
 tr_lang *tr_lang_new(const char *fingerprints, const char *model_dir, GError **error)
 {
 	tr_lang *lang = g_new0(tr_lang, 1);
-	lang->word_langs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	unsigned n_words = 0;
 	for (unsigned i = 0; i < N_LANGS; i++) {
 		char **list = g_strsplit(words[i], " ", -1);
 		for (char **w = list; *w != NULL; w++) {
-			if (**w == '\0')
+			size_t len = strlen(*w);
+			if (len == 0)
 				continue;
-			guint mask = GPOINTER_TO_UINT(g_hash_table_lookup(lang->word_langs, *w));
-			g_hash_table_replace(lang->word_langs, g_strdup(*w), GUINT_TO_POINTER(mask | (1u << i)));
+			g_assert(len <= WORD_MAX);
+			word_slot *slot = word_find(lang->slots, *w, len);
+			if (slot->word == NULL) {
+				g_assert(++n_words < WORD_SLOTS / 2);
+				slot->word = g_strdup(*w);
+				slot->len = len;
+				lang->longest = MAX(lang->longest, len);
+			}
+			slot->mask |= 1u << i;
 		}
 		g_strfreev(list);
 	}
@@ -76,7 +113,8 @@ void tr_lang_free(tr_lang **langp)
 	if (lang == NULL)
 		return;
 	*langp = NULL;
-	g_hash_table_destroy(lang->word_langs);
+	for (unsigned i = 0; i < WORD_SLOTS; i++)
+		g_free(lang->slots[i].word);
 	if (lang->textcat != NULL)
 		textcat_Done(lang->textcat);
 	g_mutex_clear(&lang->textcat_lock);
@@ -122,7 +160,7 @@ const char *tr_lang_detect(tr_lang *lang, const char *text, size_t len)
 	/* A word shared by n languages gives each of them 1/n. */
 	double score[N_LANGS] = { 0 };
 	unsigned total_words = 0;
-	char word[32];
+	char word[WORD_MAX + 1];
 	size_t i = 0;
 	while (i < len) {
 		/* Whitespace-separated chunks; URLs, addresses and paths say
@@ -135,9 +173,12 @@ const char *tr_lang_detect(tr_lang *lang, const char *text, size_t len)
 		size_t chunk_len = i - chunk;
 		if (chunk_len == 0)
 			break;
-		if (memchr(text + chunk, '@', chunk_len) != NULL ||
-		    memchr(text + chunk, '/', chunk_len) != NULL ||
-		    g_strstr_len(text + chunk, (gssize)chunk_len, "www.") != NULL)
+		bool skip = false;
+		for (size_t k = chunk; k < i && !skip; k++) {
+			skip = text[k] == '@' || text[k] == '/' ||
+			       (text[k] == 'w' && i - k >= 4 && memcmp(text + k, "www.", 4) == 0);
+		}
+		if (skip)
 			continue;
 		for (size_t k = chunk; k < i;) {
 			while (k < i && !is_word_byte((unsigned char)text[k]))
@@ -149,12 +190,13 @@ const char *tr_lang_detect(tr_lang *lang, const char *text, size_t len)
 			if (wlen == 0)
 				break;
 			total_words++;
-			if (wlen >= sizeof(word))
-				continue;
-			for (size_t c = 0; c < wlen; c++)
-				word[c] = g_ascii_tolower(text[start + c]);
-			word[wlen] = '\0';
-			guint mask = GPOINTER_TO_UINT(g_hash_table_lookup(lang->word_langs, word));
+			if (wlen > lang->longest)
+				continue;  /* no function word is that long */
+			for (size_t c = 0; c < wlen; c++) {
+				char ch = text[start + c];
+				word[c] = ch >= 'A' && ch <= 'Z' ? (char)(ch + ('a' - 'A')) : ch;
+			}
+			guint mask = word_find(lang->slots, word, wlen)->mask;
 			double share = mask != 0 ? 1.0 / __builtin_popcount(mask) : 0;
 			for (unsigned l = 0; mask != 0; l++, mask >>= 1) {
 				if (mask & 1u)
