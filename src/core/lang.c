@@ -3,6 +3,7 @@
 
 #include <libexttextcat/textcat.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 /* Languages of the function-word lists: bit i of a word's mask = codes[i]. */
@@ -36,13 +37,14 @@ static const char *const words[N_LANGS] = {
 /* The function words in an open-addressing table (a word is looked up for
  * every word of a mail's first kilobyte; most are not there). */
 #define WORD_SLOTS 1024u  /* a power of two, well above the word count */
-#define WORD_MAX 31       /* longer words are only counted */
+#define WORD_MAX 14       /* longest function word ("funktioniert" is 12) */
 
 typedef struct {
-	char *word;     /* NULL: empty slot */
-	size_t len;
-	guint mask;     /* bit i: codes[i] */
-} word_slot;
+	char word[WORD_MAX];  /* not NUL-terminated */
+	uint8_t len;          /* 0: empty slot */
+	uint8_t mask;         /* bit i: codes[i] */
+} word_slot;              /* 16 bytes: the table is 16 KB */
+G_STATIC_ASSERT(N_LANGS <= 8);
 
 struct tr_lang {
 	word_slot slots[WORD_SLOTS];
@@ -63,7 +65,7 @@ static word_slot *word_find(word_slot *slots, const char *w, size_t len)
 {
 	for (guint32 i = word_hash(w, len);; i++) {
 		word_slot *slot = &slots[i & (WORD_SLOTS - 1)];
-		if (slot->word == NULL || (slot->len == len && memcmp(slot->word, w, len) == 0))
+		if (slot->len == 0 || (slot->len == len && memcmp(slot->word, w, len) == 0))
 			return slot;
 	}
 }
@@ -80,13 +82,13 @@ tr_lang *tr_lang_new(const char *fingerprints, const char *model_dir, GError **e
 				continue;
 			g_assert(len <= WORD_MAX);
 			word_slot *slot = word_find(lang->slots, *w, len);
-			if (slot->word == NULL) {
+			if (slot->len == 0) {
 				g_assert(++n_words < WORD_SLOTS / 2);
-				slot->word = g_strdup(*w);
-				slot->len = len;
+				memcpy(slot->word, *w, len);
+				slot->len = (uint8_t)len;
 				lang->longest = MAX(lang->longest, len);
 			}
-			slot->mask |= 1u << i;
+			slot->mask |= (uint8_t)(1u << i);
 		}
 		g_strfreev(list);
 	}
@@ -113,8 +115,6 @@ void tr_lang_free(tr_lang **langp)
 	if (lang == NULL)
 		return;
 	*langp = NULL;
-	for (unsigned i = 0; i < WORD_SLOTS; i++)
-		g_free(lang->slots[i].word);
 	if (lang->textcat != NULL)
 		textcat_Done(lang->textcat);
 	g_mutex_clear(&lang->textcat_lock);

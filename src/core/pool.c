@@ -123,14 +123,26 @@ char *tr_pool_strdup(tr_pool *pool, const char *s)
 
 char *tr_pool_vprintf(tr_pool *pool, const char *fmt, va_list ap)
 {
+	/* Format straight into the free end of the current block: one pass
+	 * when it fits (almost always), a second into a new block when not. */
+	struct block *b = pool->head;
+	char *free_end = (char *)b->data + b->used;
+	size_t avail = b->size - b->used;
 	va_list ap2;
 	va_copy(ap2, ap);
-	int n = vsnprintf(NULL, 0, fmt, ap2);
+	int n = vsnprintf(free_end, avail, fmt, ap2);
 	va_end(ap2);
 	if (n < 0)
 		g_error("tr_pool_vprintf: bad format '%s'", fmt);
-	char *s = tr_pool_alloc(pool, (size_t)n + 1);
-	vsnprintf(s, (size_t)n + 1, fmt, ap);
+	size_t size = (size_t)n + 1;
+	size_t rounded = (size + TR_POOL_ALIGN - 1) & ~(size_t)(TR_POOL_ALIGN - 1);
+	if (size <= avail) {
+		b->used += MIN(rounded, avail);
+		pool->used_total += rounded;
+		return free_end;
+	}
+	char *s = tr_pool_alloc(pool, size);
+	vsnprintf(s, size, fmt, ap);
 	return s;
 }
 
