@@ -16,6 +16,7 @@ struct tr_ac {
 	uint16_t *next16;
 	uint32_t *next32;      /* when there are more than 65,536 states */
 	uint8_t *has_output;   /* match >= 0 or output_link >= 0: one byte to test */
+	size_t max_len;        /* longest literal */
 	int32_t *match;        /* literal id ending at the state, or -1 */
 	int32_t *output_link;  /* nearest state on the fail chain with a match, or -1 */
 };
@@ -88,6 +89,7 @@ void tr_ac_compile(tr_ac *ac)
 		for (gsize k = 0; k < len; k++)
 			used[p[k]] = true;
 		total += len;
+		ac->max_len = MAX(ac->max_len, len);
 	}
 	ac->n_classes = 1;
 	for (int b = 0; b < 256; b++)
@@ -198,41 +200,105 @@ void tr_ac_iter_init(tr_ac_iter *it, const tr_ac *ac, const char *text, size_t l
 	it->len = len;
 	it->pos = 0;
 	it->state = 0;
+	it->window = 0;
+	it->n_events = it->next_event = 0;
 	it->pending = -1;
+	it->pending_end = 0;
 }
 
-/* The scan proper: the position after the next byte that ends in a state
- * with output (its state in *state_r), or len. */
-static size_t scan16(const tr_ac *ac, const unsigned char *text, size_t pos, size_t len,
-                     uint32_t *state_r)
-{
-	const uint16_t *next = ac->next16;
-	const uint8_t *byte_class = ac->byte_class, *has_output = ac->has_output;
-	const size_t nc = ac->n_classes;
-	uint32_t s = *state_r;
-	while (pos < len) {
-		s = next[s * nc + byte_class[text[pos++]]];
-		if (has_output[s])
-			break;
-	}
-	*state_r = s;
-	return pos;
-}
+/*
+ * One lane: steps bytes from text + from, starting in state s; output
+ * states at offsets >= report (from the window start) become events.
+ * A macro so that the 16- and 32-bit tables share the code.
+ */
+#define LANE_STEP(next, lane)                                                      \
+	do {                                                                       \
+		s[lane] = next[s[lane] * nc + byte_class[text[at[lane]++]]];        \
+		if (has_output[s[lane]] && at[lane] > report[lane]) {               \
+			end[n[lane]] = (uint32_t)(at[lane] - base);                  \
+			state[n[lane]++] = s[lane];                                  \
+		}                                                                  \
+	} while (0)
 
-static size_t scan32(const tr_ac *ac, const unsigned char *text, size_t pos, size_t len,
-                     uint32_t *state_r)
+#define SCAN_WINDOW(next)                                                          \
+	do {                                                                       \
+		for (size_t k = 0; k < steps; k++) {                               \
+			LANE_STEP(next, 0);                                        \
+			LANE_STEP(next, 1);                                        \
+			LANE_STEP(next, 2);                                        \
+			LANE_STEP(next, 3);                                        \
+		}                                                                  \
+		for (size_t k = 0; k < tail; k++)                                  \
+			LANE_STEP(next, 3);                                        \
+	} while (0)
+
+#define SCAN_ONE(next)                                                             \
+	do {                                                                       \
+		for (size_t k = 0; k < steps; k++)                                 \
+			LANE_STEP(next, 0);                                        \
+	} while (0)
+
+/* Scan the next window: fill the events, advance pos and state. */
+static void fill_window(tr_ac_iter *it)
 {
-	const uint32_t *next = ac->next32;
+	const tr_ac *ac = it->ac;
+	const unsigned char *text = it->text;
 	const uint8_t *byte_class = ac->byte_class, *has_output = ac->has_output;
 	const size_t nc = ac->n_classes;
-	uint32_t s = *state_r;
-	while (pos < len) {
-		s = next[s * nc + byte_class[text[pos++]]];
-		if (has_output[s])
-			break;
+	size_t base = it->pos;
+	size_t n_bytes = MIN(it->len - base, (size_t)TR_AC_WINDOW);
+	size_t warm = ac->max_len > 0 ? ac->max_len - 1 : 0;
+	uint32_t *end = it->event_end, *state = it->event_state;
+	size_t at[TR_AC_LANES], report[TR_AC_LANES];
+	uint32_t s[TR_AC_LANES];
+	unsigned n[TR_AC_LANES];
+	G_STATIC_ASSERT(TR_AC_LANES == 4);
+	it->window = base;
+	/*
+	 * Lane 0 goes on from the carried state; lane j > 0 starts at the
+	 * root warm bytes before its piece, which is enough to be in the
+	 * state a scan from the start would be in (no state is deeper than
+	 * the longest literal).  All lanes take the same number of steps;
+	 * the 0..3 bytes left over go to the last one.
+	 */
+	size_t steps = (n_bytes + 3 * warm) / 4;
+	if (warm <= TR_AC_MAX_WARMUP && steps >= warm + 16) {
+		size_t tail = n_bytes + 3 * warm - 4 * steps;
+		for (unsigned j = 0; j < TR_AC_LANES; j++) {
+			at[j] = base + j * (steps - warm);
+			report[j] = j == 0 ? base : at[j] + warm;
+			s[j] = j == 0 ? it->state : 0;
+			n[j] = (unsigned)(j * steps);  /* each lane's own stretch of events */
+		}
+		if (ac->next16 != NULL)
+			SCAN_WINDOW(ac->next16);
+		else
+			SCAN_WINDOW(ac->next32);
+		/* Events of lanes 1..3 moved up behind those of lane 0. */
+		unsigned total = n[0];
+		for (unsigned j = 1; j < TR_AC_LANES; j++) {
+			unsigned first = (unsigned)(j * steps), count = n[j] - first;
+			memmove(end + total, end + first, count * sizeof(*end));
+			memmove(state + total, state + first, count * sizeof(*state));
+			total += count;
+		}
+		it->n_events = total;
+		it->state = s[3];
+	} else {
+		steps = n_bytes;
+		at[0] = base;
+		report[0] = base;
+		s[0] = it->state;
+		n[0] = 0;
+		if (ac->next16 != NULL)
+			SCAN_ONE(ac->next16);
+		else
+			SCAN_ONE(ac->next32);
+		it->n_events = n[0];
+		it->state = s[0];
 	}
-	*state_r = s;
-	return pos;
+	it->next_event = 0;
+	it->pos = base + n_bytes;
 }
 
 bool tr_ac_iter_next(tr_ac_iter *it, unsigned *id_r, size_t *end_r)
@@ -241,21 +307,21 @@ bool tr_ac_iter_next(tr_ac_iter *it, unsigned *id_r, size_t *end_r)
 	if (it->pending >= 0) {
 		uint32_t s = (uint32_t)it->pending;
 		*id_r = (unsigned)ac->match[s];
-		*end_r = it->pos;
+		*end_r = it->pending_end;
 		it->pending = ac->output_link[s];
 		return true;
 	}
-	if (it->pos >= it->len)
-		return false;
-	it->pos = ac->next16 != NULL ? scan16(ac, it->text, it->pos, it->len, &it->state)
-	                             : scan32(ac, it->text, it->pos, it->len, &it->state);
-	uint32_t s = it->state;
-	if (!ac->has_output[s])
-		return false;  /* the end of the text */
+	while (it->next_event >= it->n_events) {
+		if (it->pos >= it->len)
+			return false;
+		fill_window(it);
+	}
+	unsigned e = it->next_event++;
+	uint32_t s = it->event_state[e];
 	if (ac->match[s] < 0)
 		s = (uint32_t)ac->output_link[s];
 	*id_r = (unsigned)ac->match[s];
-	*end_r = it->pos;
+	*end_r = it->pending_end = it->window + it->event_end[e];
 	it->pending = ac->output_link[s];
 	return true;
 }

@@ -99,9 +99,10 @@ static void run_random(unsigned n_literals, int min_len, int max_len, unsigned t
 	assert_int_equal(tr_ac_count(f.ac), f.literals->len);
 	assert_true(tr_ac_memory(f.ac) >= min_memory);
 	assert_true(tr_ac_memory(f.ac) <= max_memory);
-	char text[2048];
+	char text[4096];
 	for (unsigned t = 0; t < texts; t++) {
-		random_word(rand, alphabet, 0, sizeof(text) / 2 - 1, text);
+		/* Short texts (one lane), long ones (four lanes, several windows). */
+		random_word(rand, alphabet, 0, t % 4 == 0 ? 3000 : 300, text);
 		/* Plant some literals whole. */
 		for (int k = 0; k < 8 && f.literals->len > 0; k++) {
 			const char *lit = g_ptr_array_index(f.literals, g_rand_int_range(rand, 0, (gint32)f.literals->len));
@@ -132,6 +133,30 @@ static void test_large_automaton(void **state)
 	run_random(12000, 8, 12, 6, (size_t)65537 * 14 * 4, (size_t)1 << 30);
 }
 
+/* A match at every offset: across the pieces of a window and across
+ * windows (TR_AC_WINDOW), where the scan hands its state on. */
+static void test_every_offset(void **state)
+{
+	(void)state;
+	fixture f = { tr_ac_new(), g_ptr_array_new_with_free_func(g_free) };
+	fixture_add(&f, "abcdefgh");
+	fixture_add(&f, "hij");
+	fixture_add(&f, "j");
+	fixture_add(&f, "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz");
+	tr_ac_compile(f.ac);
+	enum { LEN = TR_AC_WINDOW + 300 };
+	char *text = g_malloc(LEN + 1);
+	for (size_t at = 0; at + 10 <= LEN; at++) {
+		memset(text, at % 3 == 0 ? 'z' : 'y', LEN);
+		text[LEN] = '\0';
+		memcpy(text + at, "abcdefghij", 10);
+		check_scan(&f, text, LEN);
+	}
+	g_free(text);
+	tr_ac_free(&f.ac);
+	g_ptr_array_unref(f.literals);
+}
+
 static void test_no_literals(void **state)
 {
 	(void)state;
@@ -147,6 +172,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_small_automaton),
 		cmocka_unit_test(test_large_automaton),
+		cmocka_unit_test(test_every_offset),
 		cmocka_unit_test(test_no_literals),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
