@@ -127,7 +127,7 @@ static bool is_invisible(gunichar c)
 
 char *tr_norm_whitespace(tr_pool *pool, const char *text, size_t len, size_t *len_r)
 {
-	char *out = tr_pool_alloc(pool, len + 1);
+	char *out = tr_pool_alloc_uninit(pool, len + 1);
 	size_t o = 0, line_len = 0;
 	unsigned newlines_pending = 0;
 	bool pending_space = false, any_text = false;
@@ -373,7 +373,8 @@ static const char *prepare_raw(const tr_norm *norm, tr_msg *msg, const char *dat
 		msg->flags |= TR_MSG_NUL_BYTES;
 	}
 	*has_headers_r = looks_like_headers(data, len);
-	if (!*has_headers_r) {
+	if (!*has_headers_r || (int64_t)len <= norm->limits.header_bytes) {
+		/* A header block cannot be longer than the whole input. */
 		*len_r = len;
 		return data;
 	}
@@ -527,7 +528,7 @@ static void parse_auth_results(tr_msg *msg, const char *value, const char *trust
 static const char *header_value(const tr_norm *norm, tr_pool *pool, const char *raw)
 {
 	size_t len = strlen(raw);
-	char *out = tr_pool_alloc(pool, len + 1);
+	char *out = tr_pool_alloc_uninit(pool, len + 1);
 	size_t o = 0;
 	bool plain = true, space = false;
 	for (size_t i = 0; i < len; i++) {

@@ -68,7 +68,7 @@ void tr_pool_clear(tr_pool *pool)
 	pool->used_total = 0;
 }
 
-void *tr_pool_alloc(tr_pool *pool, size_t size)
+void *tr_pool_alloc_uninit(tr_pool *pool, size_t size)
 {
 	size_t rounded = (size + TR_POOL_ALIGN - 1) & ~(size_t)(TR_POOL_ALIGN - 1);
 	if (rounded < size)
@@ -85,6 +85,12 @@ void *tr_pool_alloc(tr_pool *pool, size_t size)
 	void *p = b->data + b->used;
 	b->used += rounded;
 	pool->used_total += rounded;
+	return p;
+}
+
+void *tr_pool_alloc(tr_pool *pool, size_t size)
+{
+	void *p = tr_pool_alloc_uninit(pool, size);
 	memset(p, 0, size);
 	return p;
 }
@@ -98,7 +104,7 @@ void *tr_pool_alloc_array(tr_pool *pool, size_t n, size_t size)
 
 void *tr_pool_memdup(tr_pool *pool, const void *p, size_t len)
 {
-	void *copy = tr_pool_alloc(pool, len);
+	void *copy = tr_pool_alloc_uninit(pool, len);
 	if (len > 0)
 		memcpy(copy, p, len);
 	return copy;
@@ -110,7 +116,7 @@ char *tr_pool_strndup(tr_pool *pool, const char *s, size_t len)
 		return NULL;
 	if (len == SIZE_MAX)
 		g_error("tr_pool_strndup: length overflow");
-	char *copy = tr_pool_alloc(pool, len + 1);
+	char *copy = tr_pool_alloc_uninit(pool, len + 1);
 	memcpy(copy, s, len);
 	copy[len] = '\0';
 	return copy;
@@ -141,7 +147,7 @@ char *tr_pool_vprintf(tr_pool *pool, const char *fmt, va_list ap)
 		pool->used_total += rounded;
 		return free_end;
 	}
-	char *s = tr_pool_alloc(pool, size);
+	char *s = tr_pool_alloc_uninit(pool, size);
 	vsnprintf(s, size, fmt, ap);
 	return s;
 }
