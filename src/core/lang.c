@@ -35,15 +35,16 @@ static const char *const words[N_LANGS] = {
 };
 
 /* The function words in an open-addressing table (a word is looked up for
- * every word of a mail's first kilobyte; most are not there). */
+ * every word of a mail's first kilobyte; most are not there).  A slot holds
+ * the word as two 8-byte keys: compared, and hashed, in a few operations. */
 #define WORD_SLOTS 1024u  /* a power of two, well above the word count */
 #define WORD_MAX 14       /* longest function word ("funktioniert" is 12) */
 
 typedef struct {
-	char word[WORD_MAX];  /* not NUL-terminated */
-	uint8_t len;          /* 0: empty slot */
-	uint8_t mask;         /* bit i: codes[i] */
-} word_slot;              /* 16 bytes: the table is 16 KB */
+	uint64_t head;  /* bytes 0..7 of the word, zero-padded */
+	uint64_t tail;  /* bytes 8..13, the length (byte 14), the mask (byte 15) */
+} word_slot;        /* 16 bytes: the table is 16 KB */
+#define TAIL_KEY 0x00FFFFFFFFFFFFFFull  /* the tail without the mask */
 G_STATIC_ASSERT(N_LANGS <= 8);
 
 struct tr_lang {
@@ -53,19 +54,25 @@ struct tr_lang {
 	GMutex textcat_lock;
 };
 
-static guint32 word_hash(const char *w, size_t len)
+/* The keys of a word of 1..WORD_MAX bytes, lowercased (ASCII). */
+static void word_key(const char *w, size_t len, uint64_t *head_r, uint64_t *tail_r)
 {
-	guint32 h = 2166136261u;  /* FNV-1a */
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)w[i]) * 16777619u;
-	return h;
+	unsigned char buf[16] = { 0 };
+	for (size_t c = 0; c < len; c++) {
+		char ch = w[c];
+		buf[c] = (unsigned char)(ch >= 'A' && ch <= 'Z' ? ch + ('a' - 'A') : ch);
+	}
+	buf[WORD_MAX] = (unsigned char)len;
+	memcpy(head_r, buf, 8);
+	memcpy(tail_r, buf + 8, 8);
 }
 
-static word_slot *word_find(word_slot *slots, const char *w, size_t len)
+static word_slot *word_find(word_slot *slots, uint64_t head, uint64_t tail)
 {
-	for (guint32 i = word_hash(w, len);; i++) {
+	uint64_t h = (head ^ (tail * 0x9E3779B97F4A7C15ull)) * 0xbf58476d1ce4e5b9ull;
+	for (uint32_t i = (uint32_t)(h >> 40);; i++) {
 		word_slot *slot = &slots[i & (WORD_SLOTS - 1)];
-		if (slot->len == 0 || (slot->len == len && memcmp(slot->word, w, len) == 0))
+		if ((slot->tail & TAIL_KEY) == 0 || (slot->head == head && (slot->tail & TAIL_KEY) == tail))
 			return slot;
 	}
 }
@@ -81,14 +88,16 @@ tr_lang *tr_lang_new(const char *fingerprints, const char *model_dir, GError **e
 			if (len == 0)
 				continue;
 			g_assert(len <= WORD_MAX);
-			word_slot *slot = word_find(lang->slots, *w, len);
-			if (slot->len == 0) {
+			uint64_t head, tail;
+			word_key(*w, len, &head, &tail);
+			word_slot *slot = word_find(lang->slots, head, tail);
+			if ((slot->tail & TAIL_KEY) == 0) {
 				g_assert(++n_words < WORD_SLOTS / 2);
-				memcpy(slot->word, *w, len);
-				slot->len = (uint8_t)len;
+				slot->head = head;
+				slot->tail = tail;
 				lang->longest = MAX(lang->longest, len);
 			}
-			slot->mask |= (uint8_t)(1u << i);
+			slot->tail |= (uint64_t)(1u << i) << 56;
 		}
 		g_strfreev(list);
 	}
@@ -160,7 +169,6 @@ const char *tr_lang_detect(tr_lang *lang, const char *text, size_t len)
 	/* A word shared by n languages gives each of them 1/n. */
 	double score[N_LANGS] = { 0 };
 	unsigned total_words = 0;
-	char word[WORD_MAX + 1];
 	size_t i = 0;
 	while (i < len) {
 		/* Whitespace-separated chunks; URLs, addresses and paths say
@@ -192,11 +200,9 @@ const char *tr_lang_detect(tr_lang *lang, const char *text, size_t len)
 			total_words++;
 			if (wlen > lang->longest)
 				continue;  /* no function word is that long */
-			for (size_t c = 0; c < wlen; c++) {
-				char ch = text[start + c];
-				word[c] = ch >= 'A' && ch <= 'Z' ? (char)(ch + ('a' - 'A')) : ch;
-			}
-			guint mask = word_find(lang->slots, word, wlen)->mask;
+			uint64_t head, tail;
+			word_key(text + start, wlen, &head, &tail);
+			guint mask = (guint)(word_find(lang->slots, head, tail)->tail >> 56);
 			double share = mask != 0 ? 1.0 / __builtin_popcount(mask) : 0;
 			for (unsigned l = 0; mask != 0; l++, mask >>= 1) {
 				if (mask & 1u)
