@@ -7,8 +7,8 @@
  *   MODE all (default), or one phase alone for instruction counts under
  *   callgrind or `perf stat`: gmime (parse-only), normalize, pipeline
  *   (normalize + classify).  A single phase runs one warm-up pass and
- *   PASSES timed passes and prints one line:
- *     bench: MODE=N msg/s us_per_msg=U
+ *   PASSES timed passes and prints one line, wall and process CPU time:
+ *     bench: MODE=N msg/s us_per_msg=U cpu_us_per_msg=C
  * Last line:
  *   bench: pipeline=N msg/s gmime_parse=M msg/s ratio=R p50_us=A p99_us=B rss_mb=C
  */
@@ -33,6 +33,13 @@ static double now_seconds(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double cpu_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
@@ -171,10 +178,12 @@ int main(int argc, char **argv)
 
 	if (mode != MODE_ALL) {
 		/* One phase: a warm-up pass, then the timed passes. */
-		double t = 0;
+		double t = 0, cpu = 0;
 		for (int p = -1; p < passes; p++) {
-			if (p == 0)
+			if (p == 0) {
 				t = now_seconds();
+				cpu = cpu_seconds();
+			}
 			for (guint i = 0; i < n; i++) {
 				const message *m = &g_array_index(msgs, message, i);
 				if (mode == MODE_GMIME)
@@ -186,7 +195,9 @@ int main(int argc, char **argv)
 			}
 		}
 		double rate = n * passes / (now_seconds() - t);
-		printf("bench: %s=%.0f msg/s us_per_msg=%.1f\n", mode_names[mode], rate, 1e6 / rate);
+		double cpu_per_msg = (cpu_seconds() - cpu) / (n * passes);
+		printf("bench: %s=%.0f msg/s us_per_msg=%.1f cpu_us_per_msg=%.1f\n", mode_names[mode], rate,
+		       1e6 / rate, cpu_per_msg * 1e6);
 	} else {
 		/* Warm-up, then GMime parse-only. */
 		for (guint i = 0; i < n; i++)
