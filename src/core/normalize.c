@@ -125,6 +125,42 @@ static bool is_invisible(gunichar c)
 	       (c >= 0x2066 && c <= 0x2069);
 }
 
+/*
+ * Length of the plain stretch at p (which must be a visible ASCII byte):
+ * visible ASCII (0x21..0x7E) and single spaces between two such bytes,
+ * i.e. what whitespace normalization leaves as it is.  Eight bytes at a
+ * time while they qualify, then byte by byte.
+ */
+static size_t plain_run(const unsigned char *p, const unsigned char *end)
+{
+	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+	const unsigned char *q = p;
+	while (end - q >= 9) {
+		uint64_t v;
+		memcpy(&v, q, sizeof(v));
+		uint64_t below_space = (v - 0x20 * ones) & ~v & highs;      /* < 0x20 */
+		uint64_t above = (((v & ~highs) + ones) | v) & highs;       /* >= 0x7F */
+		uint64_t x = v ^ (0x20 * ones);                             /* spaces: 0 */
+		uint64_t spaces = ~((((x & ~highs) + ~highs) | x) | ~highs); /* exact */
+		/* no control or non-ASCII byte, no two spaces in a row, no space
+		 * before the next chunk's first byte unless that one is visible */
+		if ((below_space | above) != 0 || (spaces & (spaces >> 8)) != 0)
+			break;
+		if ((spaces >> 56) != 0 && !(q[8] > 0x20 && q[8] < 0x7F))
+			break;
+		q += 8;
+	}
+	while (q < end) {
+		if (*q > 0x20 && *q < 0x7F)
+			q++;
+		else if (*q == ' ' && q + 1 < end && q[1] > 0x20 && q[1] < 0x7F)
+			q += 2;
+		else
+			break;
+	}
+	return (size_t)(q - p);
+}
+
 char *tr_norm_whitespace(tr_pool *pool, const char *text, size_t len, size_t *len_r)
 {
 	char *out = tr_pool_alloc_uninit(pool, len + 1);
@@ -146,11 +182,11 @@ char *tr_norm_whitespace(tr_pool *pool, const char *text, size_t len, size_t *le
 				out[o++] = ' ';
 			}
 			pending_space = false;
-			const unsigned char *run = p;
-			do
-				out[o++] = (char)*p++;
-			while (p < end && *p > 0x20 && *p < 0x7F);
-			line_len += (size_t)(p - run);
+			size_t run = plain_run(p, end);
+			memcpy(out + o, p, run);
+			o += run;
+			p += run;
+			line_len += run;
 			any_text = true;
 			continue;
 		}
