@@ -567,18 +567,32 @@ static const char *header_value(const tr_norm *norm, tr_pool *pool, const char *
 	char *out = tr_pool_alloc_uninit(pool, len + 1);
 	size_t o = 0;
 	bool plain = true, space = false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)raw[i];
-		if (c == '\r' || c == '\n' || c == '\t' || c == ' ' || c < 0x20 || c == 0x7F) {
-			space = o > 0;
+	const unsigned char *p = (const unsigned char *)raw, *end = p + len;
+	while (p < end) {
+		unsigned char c = *p;
+		if (c <= 0x20 || c == 0x7F) {
+			space = o > 0;  /* folding, blanks and controls: one space */
+			p++;
 			continue;
 		}
-		if (c >= 0x80 || (c == '=' && raw[i + 1] == '?'))
-			plain = false;
 		if (space)
 			out[o++] = ' ';
 		space = false;
-		out[o++] = (char)c;
+		if (c >= 0x80) {
+			plain = false;
+			out[o++] = (char)*p++;
+			continue;
+		}
+		/* A plain stretch as it is; an encoded word ("=?") lies inside
+		 * one, since '?' is plain too. */
+		size_t run = plain_run(p, end);
+		for (const unsigned char *eq = p; plain && (eq = memchr(eq, '=', run - (size_t)(eq - p))) != NULL; eq++) {
+			if ((size_t)(eq - p) + 1 < run && eq[1] == '?')
+				plain = false;
+		}
+		memcpy(out + o, p, run);
+		o += run;
+		p += run;
 	}
 	out[o] = '\0';
 	if (plain)
