@@ -801,6 +801,24 @@ static char *part_text(struct walk *w, GMimePart *part, size_t *len_r)
 	} else if (is_utf8_compatible(charset)) {
 		if (utf8_valid(data, len))  /* no NUL either */
 			text = g_strndup(data, len);
+	} else if (g_ascii_strcasecmp(g_mime_charset_iconv_name(charset), "iso-8859-1") == 0) {
+		/* Latin-1 is U+0000..U+00FF byte for byte: what iconv makes of
+		 * it, without iconv's per-character cost. */
+		char *out = g_malloc(2 * len + 1);
+		size_t o = 0;
+		for (size_t i = 0; i < len; i++) {
+			unsigned char b = (unsigned char)data[i];
+			if (b < 0x80) {
+				out[o++] = (char)b;
+			} else {
+				out[o++] = (char)(0xC0 | (b >> 6));
+				out[o++] = (char)(0x80 | (b & 0x3F));
+			}
+		}
+		out[o] = '\0';
+		text = out;
+		if (!utf8_valid(text, o))  /* no NUL either */
+			g_clear_pointer(&text, g_free);
 	} else {
 		/* GMime keeps a cache of open converters: g_convert() would
 		 * load and unload a gconv module for every message. */
