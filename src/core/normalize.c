@@ -675,6 +675,25 @@ static void read_headers(const tr_norm *norm, tr_msg *msg, GMimeObject *top)
 	}
 }
 
+/* An address lowercased, on one line.  Nearly all are printable ASCII
+ * without spaces: lowercased here, as g_utf8_strdown() would. */
+static const char *lower_address(tr_pool *pool, const char *addr)
+{
+	size_t len = 0;
+	while (addr[len] > 0x20 && addr[len] < 0x7F)
+		len++;
+	if (addr[len] == '\0') {
+		char *out = tr_pool_alloc_uninit(pool, len + 1);
+		for (size_t i = 0; i <= len; i++)
+			out[i] = g_ascii_tolower(addr[i]);
+		return out;
+	}
+	char *lower = g_utf8_strdown(addr, -1);
+	const char *line = one_line(pool, lower);
+	g_free(lower);
+	return line;
+}
+
 static void add_addresses(const tr_norm *norm, tr_msg *msg, InternetAddressList *list,
                           GPtrArray *scratch, int depth)
 {
@@ -692,9 +711,7 @@ static void add_addresses(const tr_norm *norm, tr_msg *msg, InternetAddressList 
 			continue;
 		tr_addr *a = tr_pool_alloc(msg->pool, sizeof(*a));
 		const char *addr = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia));
-		char *lower = g_utf8_strdown(addr != NULL ? addr : "", -1);
-		a->address = one_line(msg->pool, lower);
-		g_free(lower);
+		a->address = lower_address(msg->pool, addr != NULL ? addr : "");
 		const char *name = internet_address_get_name(ia);
 		a->name = name != NULL && *name != '\0' ? one_line(msg->pool, name) : NULL;
 		g_ptr_array_add(scratch, a);
