@@ -729,44 +729,12 @@ static void drop_priv(SMFICTX *ctx)
 	}
 }
 
-/*
- * Steps whose answer is always "continue" are negotiated to need none
- * (SMFIP_NR_*): the MTA then sends every header, recipient and body chunk
- * without waiting, instead of one round trip per header — 20 to 40 per
- * message of ordinary mail, each a wake-up of both processes.  libmilter
- * offers these flags even to an MTA without them (it then sends the
- * CONTINUE itself), so they are always granted, and the callbacks of
- * those steps always return SMFIS_NOREPLY.  MAIL keeps its answer (a
- * failure there accepts or tempfails at once), EOH too (ACCEPT: not ours,
- * no body needed), and so does end of message.
- */
-#define NO_REPLY_STEPS (SMFIP_NR_CONN | SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_BODY)
-/* Steps there is no callback for: not sent at all. */
-#define NOT_SENT_STEPS (SMFIP_NOHELO | SMFIP_NODATA | SMFIP_NOUNKNOWN)
-#define ACTIONS (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_ADDRCPT | SMFIF_QUARANTINE)
-
-static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long actions, unsigned long steps, unsigned long f2,
-                             unsigned long f3, unsigned long *actions_r, unsigned long *steps_r,
-                             unsigned long *f2_r, unsigned long *f3_r)
-{
-	(void)ctx;
-	(void)f2;
-	(void)f3;
-	*actions_r = ACTIONS;
-	if ((actions & ACTIONS) != ACTIONS)
-		tr_log_warning("milter: the MTA does not offer every change triage makes (offered 0x%lx)", actions);
-	*steps_r = (steps & NOT_SENT_STEPS) | NO_REPLY_STEPS;
-	*f2_r = 0;
-	*f3_r = 0;
-	return SMFIS_CONTINUE;
-}
-
 static sfsistat cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *addr)
 {
 	(void)ctx;
 	(void)hostname;
 	(void)addr;
-	return SMFIS_NOREPLY;
+	return SMFIS_CONTINUE;
 }
 
 static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
@@ -786,7 +754,7 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 	tr_milter_msg *msg = priv(ctx);
 	if (msg != NULL && argv != NULL && argv[0] != NULL)
 		tr_milter_msg_rcpt(msg, argv[0]);
-	return SMFIS_NOREPLY;
+	return SMFIS_CONTINUE;
 }
 
 static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
@@ -794,7 +762,7 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 	tr_milter_msg *msg = priv(ctx);
 	if (msg != NULL)
 		tr_milter_msg_header(msg, name, value);
-	return SMFIS_NOREPLY;
+	return SMFIS_CONTINUE;
 }
 
 static sfsistat cb_eoh(SMFICTX *ctx)
@@ -812,7 +780,7 @@ static sfsistat cb_body(SMFICTX *ctx, unsigned char *data, size_t len)
 	tr_milter_msg *msg = priv(ctx);
 	if (msg != NULL)
 		tr_milter_msg_body(msg, data, len);
-	return SMFIS_NOREPLY;
+	return SMFIS_CONTINUE;
 }
 
 static int apply(SMFICTX *ctx, const tr_milter_action *a)
@@ -932,7 +900,7 @@ bool tr_milter_run(tr_milter *m, GError **error)
 	struct smfiDesc desc = {
 		.xxfi_name = (char *)"triage",
 		.xxfi_version = SMFI_VERSION,
-		.xxfi_flags = ACTIONS,
+		.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_ADDRCPT | SMFIF_QUARANTINE,
 		.xxfi_connect = cb_connect,
 		.xxfi_envfrom = cb_envfrom,
 		.xxfi_envrcpt = cb_envrcpt,
@@ -942,7 +910,6 @@ bool tr_milter_run(tr_milter *m, GError **error)
 		.xxfi_eom = cb_eom,
 		.xxfi_abort = cb_abort,
 		.xxfi_close = cb_close,
-		.xxfi_negotiate = cb_negotiate,
 	};
 	running = m;
 	const char *failed = NULL;
