@@ -737,6 +737,29 @@ static sfsistat cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *addr)
 	return SMFIS_CONTINUE;
 }
 
+/*
+ * HELO and DATA need nothing from triage, yet they are answered: without
+ * these callbacks libmilter negotiates both steps away, but Postfix still
+ * sends their macros, and nothing answers them.  The MTA's next write
+ * (MAIL after HELO, the first header after DATA) then finds unacknowledged
+ * data in flight, and Nagle holds it until the milter's delayed ACK, 40 ms
+ * later on Linux: measured through Postfix on loopback, the SMTP
+ * transaction took 55 ms (p50) with the DATA step left out and 9 ms with it
+ * answered.  The same reason keeps every other step answered (no SMFIP_NR_*).
+ */
+static sfsistat cb_helo(SMFICTX *ctx, char *name)
+{
+	(void)ctx;
+	(void)name;
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat cb_data(SMFICTX *ctx)
+{
+	(void)ctx;
+	return SMFIS_CONTINUE;
+}
+
 static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 {
 	drop_priv(ctx);   /* a message the MTA ended without abort */
@@ -902,6 +925,7 @@ bool tr_milter_run(tr_milter *m, GError **error)
 		.xxfi_version = SMFI_VERSION,
 		.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_ADDRCPT | SMFIF_QUARANTINE,
 		.xxfi_connect = cb_connect,
+		.xxfi_helo = cb_helo,
 		.xxfi_envfrom = cb_envfrom,
 		.xxfi_envrcpt = cb_envrcpt,
 		.xxfi_header = cb_header,
@@ -910,6 +934,7 @@ bool tr_milter_run(tr_milter *m, GError **error)
 		.xxfi_eom = cb_eom,
 		.xxfi_abort = cb_abort,
 		.xxfi_close = cb_close,
+		.xxfi_data = cb_data,
 	};
 	running = m;
 	const char *failed = NULL;
