@@ -595,7 +595,8 @@ fail:
 	return false;
 }
 
-static outcome outcome_of(char code)
+/* The outcome of a final reply (its data, for SMFIR_REPLYCODE, in c->reply). */
+static outcome outcome_of(const conn *c, char code)
 {
 	switch (code) {
 	case SMFIR_CONTINUE:
@@ -605,7 +606,7 @@ static outcome outcome_of(char code)
 	case SMFIR_TEMPFAIL:
 		return OUT_TEMPFAIL;
 	case SMFIR_REPLYCODE:   /* "4xx …" or "5xx …" */
-		return OUT_REJECT;
+		return c->reply != NULL && c->reply[0] == '4' ? OUT_TEMPFAIL : OUT_REJECT;
 	default:
 		return OUT_REJECT;
 	}
@@ -717,7 +718,7 @@ static outcome milter_message(conn *c, const run *r, const message *m, uint64_t 
 		case SMFIR_PROGRESS:
 			continue;
 		default:
-			return outcome_of(code);
+			return outcome_of(c, code);
 		}
 	}
 early:
@@ -725,7 +726,7 @@ early:
 	 * ours).  An MTA skips the rest and, for the next message on this
 	 * connection, starts over. */
 	put_cmd(c, SMFIC_ABORT, NULL, 0);
-	return code == SMFIR_ACCEPT ? OUT_ACCEPT : outcome_of(code);
+	return outcome_of(c, code);
 broken:
 	conn_close(c);
 	return OUT_ERROR;
@@ -1099,7 +1100,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (target == NULL || !parse_target(target, &r)) {
+	if (target == NULL || !parse_target(target, &r) || count == 0 || rate < 0) {
 		usage(stderr);
 		return 2;
 	}
