@@ -104,7 +104,8 @@ $(BUILDDIR)/bench/%: $(BUILDDIR)/obj/bench/%.o $(LIB)
 	$(say) LINK $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(PKG_LIBS)
 
-tests: $(BIN) $(TEST_BIN)
+# tests/integration/milter-bench.sh drives the milter with a bench program.
+tests: $(BIN) $(TEST_BIN) $(BUILDDIR)/bench/milter_driver
 
 # The same unit tests and binary, built with ASan+UBSan into build/asan.
 asan-tests:

@@ -5,7 +5,11 @@
 #include <gio/gio.h>
 #include <gmime/gmime.h>
 #include <libmilter/mfapi.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "core/log.h"
@@ -739,6 +743,29 @@ static sfsistat cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *addr)
 	return SMFIS_CONTINUE;
 }
 
+/*
+ * HELO and DATA need nothing from triage, yet they are answered: without
+ * these callbacks libmilter negotiates both steps away, but Postfix still
+ * sends their macros, and nothing answers them.  The MTA's next write
+ * (MAIL after HELO, the first header after DATA) then finds unacknowledged
+ * data in flight, and Nagle holds it until the milter's delayed ACK, 40 ms
+ * later on Linux: measured through Postfix on loopback, the SMTP
+ * transaction took 55 ms (p50) with the DATA step left out and 9 ms with it
+ * answered.  The same reason keeps every other step answered (no SMFIP_NR_*).
+ */
+static sfsistat cb_helo(SMFICTX *ctx, char *name)
+{
+	(void)ctx;
+	(void)name;
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat cb_data(SMFICTX *ctx)
+{
+	(void)ctx;
+	return SMFIS_CONTINUE;
+}
+
 static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 {
 	drop_priv(ctx);   /* a message the MTA ended without abort */
@@ -841,6 +868,58 @@ static sfsistat cb_close(SMFICTX *ctx)
 	return SMFIS_CONTINUE;
 }
 
+/* The TCP listening sockets of this process (fd numbers). */
+static GArray *tcp_listeners(void)
+{
+	GArray *fds = g_array_new(FALSE, FALSE, sizeof(int));
+	GDir *dir = g_dir_open("/proc/self/fd", 0, NULL);
+	if (dir == NULL)
+		return fds;
+	const char *name;
+	while ((name = g_dir_read_name(dir)) != NULL) {
+		int fd = atoi(name), listening = 0, domain = 0, type = 0;
+		socklen_t len = sizeof(int);
+		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening &&
+		    (len = sizeof(int), getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len)) == 0 &&
+		    (domain == AF_INET || domain == AF_INET6) &&
+		    (len = sizeof(int), getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len)) == 0 && type == SOCK_STREAM)
+			g_array_append_val(fds, fd);
+	}
+	g_dir_close(dir);
+	return fds;
+}
+
+static bool fd_in(const GArray *fds, int fd)
+{
+	for (guint i = 0; i < fds->len; i++)
+		if (g_array_index(fds, int, i) == fd)
+			return true;
+	return false;
+}
+
+/*
+ * libmilter writes each modification at end of message with its own
+ * write() and never sets TCP_NODELAY, so with Nagle on, the second and
+ * later replies wait for the MTA's delayed ACK: about 40 ms per message on
+ * Linux, whatever the filter's own speed (the final CONTINUE is always at
+ * least the second reply when headers are added).  Accepted sockets
+ * inherit TCP_NODELAY from the listening socket, which libmilter keeps to
+ * itself: find the one smfi_opensocket() just made (a TCP listener that
+ * was not there before) and set it there.  Best effort: unix sockets have
+ * no Nagle, and failing leaves the filter correct, only slower.
+ */
+static void tcp_nodelay_on_new_listener(const GArray *before)
+{
+	GArray *after = tcp_listeners();
+	int one = 1;
+	for (guint i = 0; i < after->len; i++) {
+		int fd = g_array_index(after, int, i);
+		if (!fd_in(before, fd) && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
+			tr_log_warning("milter: TCP_NODELAY on the listening socket: %s", g_strerror(errno));
+	}
+	g_array_free(after, TRUE);
+}
+
 bool tr_milter_run(tr_milter *m, GError **error)
 {
 	tr_netaddr addr;
@@ -852,6 +931,7 @@ bool tr_milter_run(tr_milter *m, GError **error)
 		.xxfi_version = SMFI_VERSION,
 		.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_ADDRCPT | SMFIF_QUARANTINE,
 		.xxfi_connect = cb_connect,
+		.xxfi_helo = cb_helo,
 		.xxfi_envfrom = cb_envfrom,
 		.xxfi_envrcpt = cb_envrcpt,
 		.xxfi_header = cb_header,
@@ -860,9 +940,11 @@ bool tr_milter_run(tr_milter *m, GError **error)
 		.xxfi_eom = cb_eom,
 		.xxfi_abort = cb_abort,
 		.xxfi_close = cb_close,
+		.xxfi_data = cb_data,
 	};
 	running = m;
 	const char *failed = NULL;
+	GArray *listeners_before = tcp_listeners();
 	if (smfi_setconn(spec) != MI_SUCCESS)
 		failed = "smfi_setconn";
 	else if (smfi_register(desc) != MI_SUCCESS)
@@ -871,6 +953,9 @@ bool tr_milter_run(tr_milter *m, GError **error)
 		failed = "smfi_settimeout";
 	else if (smfi_opensocket(true) != MI_SUCCESS)
 		failed = "smfi_opensocket (address in use or not allowed?)";
+	else if (addr.family == TR_NETADDR_INET)
+		tcp_nodelay_on_new_listener(listeners_before);
+	g_array_free(listeners_before, TRUE);
 	if (failed != NULL) {
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "milter on %s: %s failed", spec, failed);
 		g_free(spec);

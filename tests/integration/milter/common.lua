@@ -18,6 +18,10 @@ function connect(port)
 	if conn == nil then error("mt.connect to port " .. port .. " failed") end
 	check(mt.conninfo(conn, "client.example.org", "192.0.2.10"), "conninfo")
 	expect(conn, SMFIR_CONTINUE, "connect")
+	-- HELO before any MAIL macro, as an MTA sends it: libmilter clears the
+	-- macros of later stages when HELO arrives.
+	check(mt.helo(conn, "client.example.org"), "helo")
+	expect(conn, SMFIR_CONTINUE, "helo")
 	return conn
 end
 
