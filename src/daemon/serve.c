@@ -241,9 +241,10 @@ int tr_serve_main(const tr_serve_options *o)
 		tr_conf_error(conf, diag, "serve", "log", "'%s' is not stderr or syslog", log);
 	GPtrArray *imaps = tr_imap_configs_load(conf, diag);
 	d.have_smtp = g_key_file_has_group(tr_conf_keyfile(conf), "smtp");
-	tr_smtp_config_default(&d.smtp_config);
 	if (d.have_smtp)
 		tr_smtp_config_load(&d.smtp_config, conf, diag);
+	else
+		tr_smtp_config_default(&d.smtp_config);
 	const GPtrArray *msgs = tr_diag_messages(diag);
 	for (guint i = 0; i < msgs->len; i++)
 		tr_log_error("%s", (const char *)g_ptr_array_index(msgs, i));
