@@ -3,6 +3,8 @@
 #   make            build build/triage
 #   make check      build everything, run the whole suite (unit, sanitizer,
 #                   golden, corpus, fuzz smoke, integration against real servers)
+#   make asan-integration  the integration suite against build/asan/triage
+#   make valgrind   the integration suite with triage under valgrind memcheck
 #   make bench      benchmarks (bench/), figures on stdout
 #   make compare    triage vs GMime parse-only vs rspamd, CPU per message
 #   make fuzz       fuzz every parser for FUZZ_SECONDS each (default 60)
@@ -71,14 +73,14 @@ TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILDDIR)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILDDIR)/bench/%)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 
-.PHONY: all tests asan-tests fuzz-build check bench bench-build compare fuzz demo install clean help
+.PHONY: all tests asan-tests asan-integration valgrind fuzz-build check bench bench-build compare fuzz demo install clean help
 .DEFAULT_GOAL := all
 .SECONDARY:
 
 all: $(BIN)
 
 help:
-	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
 
 $(BUILDDIR)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -107,9 +109,19 @@ $(BUILDDIR)/bench/%: $(BUILDDIR)/obj/bench/%.o $(LIB)
 # tests/integration/milter-bench.sh drives the milter with a bench program.
 tests: $(BIN) $(TEST_BIN) $(BUILDDIR)/bench/milter_driver
 
-# The same unit tests and binary, built with ASan+UBSan into build/asan.
+# The same unit tests and binary, built with ASan+UBSan into build/asan
+# (build/asan/triage, build/asan/tests/test_*).
 asan-tests:
 	$(Q)$(MAKE) --no-print-directory BUILDDIR=build/asan SANITIZE=1 tests
+
+# The integration suite with instrumented triage (docs/testing.md, "Sanitizers
+# and valgrind"): sanitizer reports in build/asan-logs, memcheck logs in
+# build/valgrind; either fails on any error or definite leak.
+asan-integration: all tests asan-tests
+	tests/instrumented asan
+
+valgrind: all tests
+	tests/instrumented valgrind
 
 # libFuzzer targets: clang, ASan+UBSan, one binary per tests/fuzz/fuzz_*.c
 FUZZ_CFLAGS = -std=gnu11 -Isrc $(DEFS) $(WARN) -Wno-strict-prototypes $(PKG_CFLAGS) -O1 -g \

@@ -87,7 +87,10 @@ typedef struct {
 void tr_smtp_config_default(tr_smtp_config *config);
 /* Read [smtp] from conf (defaults for what is absent).  Every problem goes
  * to diag with file:line; returns false when there was an error.  Relative
- * paths (ca_file, auth_password_file) are relative to the config file. */
+ * paths (ca_file, auth_password_file) are relative to the config file.
+ * config need not be initialised: it is overwritten, not freed (so never
+ * call it on a struct tr_smtp_config_default() already filled).  Clear it
+ * with tr_smtp_config_clear() either way. */
 bool tr_smtp_config_load(tr_smtp_config *config, const tr_conf *conf, tr_diag *diag);
 /* Free the strings (the password is wiped first) and zero the struct. */
 void tr_smtp_config_clear(tr_smtp_config *config);

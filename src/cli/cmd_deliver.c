@@ -35,8 +35,7 @@ int tr_cli_deliver(int argc, char **argv)
 		return TR_EXIT_USAGE;
 	int status = TR_EXIT_OK;
 	tr_diag *diag = tr_diag_new();
-	tr_smtp_config smtp_config;
-	tr_smtp_config_default(&smtp_config);
+	tr_smtp_config smtp_config = { 0 };   /* filled by tr_smtp_config_load() */
 	bool have_relay = g_key_file_has_group(tr_conf_keyfile(tr_engine_conf(engine)), "smtp");
 	if (!have_relay) {
 		fprintf(stderr, "triage deliver: %s has no [smtp] relay: nothing can be delivered\n",

@@ -226,7 +226,6 @@ static void deliver_now(const tr_engine *engine, tr_store *store, gint64 now)
 {
 	tr_diag *diag = tr_diag_new();
 	tr_smtp_config config;
-	tr_smtp_config_default(&config);
 	GError *error = NULL;
 	tr_smtp_client *smtp = NULL;
 	if (!tr_smtp_config_load(&config, tr_engine_conf(engine), diag)) {

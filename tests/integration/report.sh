@@ -14,7 +14,7 @@ TR_TOP=${TR_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$TR_TOP" || exit 2
 . tests/lib/tap.sh
 
-bin=build/triage
+bin=${TRIAGE_BIN:-build/triage}
 conf=conf/triage.conf
 corpus=../shared/corpus/mail/spamassassin-easy-ham
 [ -x "$bin" ] || bail "$bin is not built (make)"

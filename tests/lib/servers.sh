@@ -66,10 +66,10 @@ _srv_now_ms() {
 }
 
 # wait_until SECONDS CMD...: run CMD until it succeeds or SECONDS (whole
-# seconds) pass.  Polls after 20 ms, 50 ms, then every 100 ms.  Returns
-# whether CMD succeeded.
+# seconds, times $TR_TIME_FACTOR) pass.  Polls after 20 ms, 50 ms, then
+# every 100 ms.  Returns whether CMD succeeded.
 wait_until() {
-	local limit_ms=$(( ${1%.*} * 1000 )) delay=0.02 start
+	local limit_ms=$(( ${1%.*} * 1000 * ${TR_TIME_FACTOR:-1} )) delay=0.02 start
 	shift
 	start=$(_srv_now_ms)
 	while :; do

@@ -9,6 +9,15 @@
 #   diag MSG          comment line(s): every line of MSG gets "# ", so text
 #                     shown from a failed check cannot pass for a TAP line
 #   done_testing      print the plan from the count, exit non-zero on failure
+#   tr_scaled N       N (seconds, milliseconds…) times $TR_TIME_FACTOR
+#
+# TR_TIME_FACTOR (whole number, default 1) stretches every wait and every
+# latency bound: `make valgrind` and `make asan-integration` set it, since
+# an instrumented triage runs many times slower.  wait_until applies it by
+# itself; a script that asserts a latency uses tr_scaled and says so.
+: "${TR_TIME_FACTOR:=1}"
+[[ $TR_TIME_FACTOR =~ ^[1-9][0-9]*$ ]] || { echo "Bail out! TR_TIME_FACTOR='$TR_TIME_FACTOR' is not a whole number >= 1"; exit 1; }
+tr_scaled() { echo $(( $1 * TR_TIME_FACTOR )); }
 TAP_N=0
 TAP_FAILED=0
 

@@ -25,11 +25,14 @@ tr_test_conf() {
 }
 
 tr_test_imap_conf() {
+	# An instrumented triage (TR_TIME_FACTOR) drains slower: its watchdog waits longer.
+	local drain=$(( 10 * ${TR_TIME_FACTOR:-1} ))
+	[ "$drain" -le 600 ] || drain=600
 	cat >>"$conf/triage.conf" <<EOF
 
 [serve]
 sla_interval = 2s
-drain_timeout = 10s
+drain_timeout = ${drain}s
 
 [imap support]
 host = localhost
