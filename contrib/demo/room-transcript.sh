@@ -2,10 +2,11 @@
 # contrib/demo/room-transcript.sh — print what is said in an XMPP room for
 # a while: the demo's window on an escalation room.
 #
-#   room-transcript.sh [-u USER] [-r READY_FILE] [-m REGEX] ROOM SECONDS
+#   room-transcript.sh [-u USER] [-r READY_FILE] [-m REGEX] [-s STOP_FILE] ROOM SECONDS
 #
 # Joins ROOM (a room JID, or a bare name: NAME@$SRV_MUC_DOMAIN) as USER
-# with go-sendxmpp, listens for SECONDS (or until a line matches REGEX),
+# with go-sendxmpp, listens for SECONDS (or until a line matches REGEX, or
+# until STOP_FILE exists),
 # leaves, and prints the transcript on stdout, one message a block:
 #
 #     12:51:45 triage: P1 TKT-000004 technical → engineering (on call: ivan)
@@ -28,13 +29,14 @@
 # Exit status 0 when it listened (even if nobody spoke), 2 on bad usage or
 # when it could not join.
 set -u
-usage() { echo "usage: $0 [-u USER] [-r READY_FILE] [-m REGEX] ROOM SECONDS" >&2; exit 2; }
-user=${TRANSCRIPT_USER:-agent2} ready="" until_re=""
-while getopts u:r:m:h opt; do
+usage() { echo "usage: $0 [-u USER] [-r READY_FILE] [-m REGEX] [-s STOP_FILE] ROOM SECONDS" >&2; exit 2; }
+user=${TRANSCRIPT_USER:-agent2} ready="" until_re="" stop=""
+while getopts u:r:m:s:h opt; do
 	case $opt in
 	u) user=$OPTARG ;;
 	r) ready=$OPTARG ;;
 	m) until_re=$OPTARG ;;
+	s) stop=$OPTARG ;;
 	*) usage ;;
 	esac
 done
@@ -89,6 +91,7 @@ fi
 end=$((SECONDS + seconds))
 while [ "$SECONDS" -lt "$end" ] && kill -0 "$listener" 2>/dev/null; do
 	[ -n "$until_re" ] && grep -qE -- "$until_re" "$raw" && break
+	[ -n "$stop" ] && [ -e "$stop" ] && break
 	sleep 0.2
 done
 kill "$listener" 2>/dev/null

@@ -2,7 +2,7 @@
 # tests/integration/demo.sh — `make demo` (contrib/demo/run) works end to
 # end: real Dovecot and Postfix, triage serve over IMAPS, every sample a
 # ticket, acknowledgments and escalations read back from the mailboxes, the
-# report; exit status 0; and nothing of it is left running afterwards.
+# escalations in the team rooms (Prosody), the report; exit status 0; and nothing of it is left running afterwards.
 set -u
 TR_TOP=${TR_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$TR_TOP" || exit 2
@@ -36,6 +36,10 @@ like "$out" 'oncall@example.test — \[TKT-000001\] P1 technical: URGENT' "an es
 like "$out" '\| - trigger outage' "with why it was escalated"
 like "$out" 'legal@example.test — \[TKT-000003\] P2 legal' "the GDPR complaint reached the legal team"
 like "$out" 'Support report: tickets created' "the report is shown"
+like "$out" ', 6 escalations, 6 room posts, in ' "every escalation was also posted to its team's XMPP room"
+ops_room=$(sed -n '/ops@conference\.localhost$/,/^$/p' <<<"$out")
+like "$ops_room" '^ +[0-9:]{8} triage: P1 TKT-000001 technical → engineering \(on call: ivan\)' "the room transcript shows the outage in the ops room"
+like "$out" 'Act: !ack TKT-000001 · !claim TKT-000001' "... with the chat-ops commands to act on it"
 html=$(sed -n 's/^ *HTML report: //p' <<<"$out")
 [ -n "$html" ] && grep -q '<html' "$html" 2>/dev/null
 ok $? "the HTML report is written (${html:-no path})"
