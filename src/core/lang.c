@@ -47,8 +47,18 @@ typedef struct {
 #define TAIL_KEY 0x00FFFFFFFFFFFFFFull  /* the tail without the mask */
 G_STATIC_ASSERT(N_LANGS <= 8);
 
+/* What a byte is to the word scan (see tr_lang_detect): one table look-up
+ * instead of a chain of tests per byte. */
+enum {
+	BYTE_SPACE = 1,  /* g_ascii_isspace(): ends a chunk */
+	BYTE_WORD = 2,   /* is_word_byte(): part of a word */
+	BYTE_SKIP = 4,   /* '@' or '/': an address, URL or path */
+	BYTE_W = 8,      /* 'w': the chunk may hold "www." */
+};
+
 struct tr_lang {
 	word_slot slots[WORD_SLOTS];
+	uint8_t byte_kind[256];
 	size_t longest;          /* longest function word, bytes */
 	void *textcat;           /* NULL when no fingerprints */
 	GMutex textcat_lock;
@@ -93,6 +103,11 @@ static void word_key(const char *w, size_t len, uint64_t *head_r, uint64_t *tail
 	memcpy(tail_r, buf + 8, 8);
 }
 
+static inline bool is_word_byte(unsigned char c)
+{
+	return g_ascii_isalpha(c) || c >= 0x80;
+}
+
 static word_slot *word_find(word_slot *slots, uint64_t head, uint64_t tail)
 {
 	uint64_t h = (head ^ (tail * 0x9E3779B97F4A7C15ull)) * 0xbf58476d1ce4e5b9ull;
@@ -126,6 +141,11 @@ tr_lang *tr_lang_new(const char *fingerprints, const char *model_dir, GError **e
 			slot->tail |= (uint64_t)(1u << i) << 56;
 		}
 		g_strfreev(list);
+	}
+	for (unsigned c = 0; c < 256; c++) {
+		lang->byte_kind[c] = (uint8_t)((g_ascii_isspace(c) ? BYTE_SPACE : 0) |
+		                               (is_word_byte((unsigned char)c) ? BYTE_WORD : 0) |
+		                               (c == '@' || c == '/' ? BYTE_SKIP : 0) | (c == 'w' ? BYTE_W : 0));
 	}
 	g_mutex_init(&lang->textcat_lock);
 	if (fingerprints != NULL) {
@@ -165,11 +185,6 @@ void tr_lang_free(tr_lang **langp)
 	g_free(lang);
 }
 
-static inline bool is_word_byte(unsigned char c)
-{
-	return g_ascii_isalpha(c) || c >= 0x80;
-}
-
 /* libexttextcat's verdict; with several candidates, the first one when it
  * agrees with the function-word leader (hint). */
 static const char *textcat_guess(tr_lang *lang, const char *text, size_t len, const char *hint)
@@ -205,29 +220,29 @@ const char *tr_lang_detect(tr_lang *lang, const char *text, size_t len)
 	double score[N_LANGS] = { 0 };
 	unsigned total_words = 0;
 	size_t i = 0;
+	const unsigned char *bytes = (const unsigned char *)text;
+	const uint8_t *kind = lang->byte_kind;
 	while (i < len) {
 		/* Whitespace-separated chunks; URLs, addresses and paths say
 		 * nothing about the language and are skipped whole. */
-		while (i < len && g_ascii_isspace(text[i]))
+		while (i < len && (kind[bytes[i]] & BYTE_SPACE))
 			i++;
 		size_t chunk = i;
-		while (i < len && !g_ascii_isspace(text[i]))
-			i++;
+		unsigned seen = 0;
+		while (i < len && !(kind[bytes[i]] & BYTE_SPACE))
+			seen |= kind[bytes[i++]];
 		size_t chunk_len = i - chunk;
 		if (chunk_len == 0)
 			break;
-		bool skip = false;
-		for (size_t k = chunk; k < i && !skip; k++) {
-			skip = text[k] == '@' || text[k] == '/' ||
-			       (text[k] == 'w' && i - k >= 4 && memcmp(text + k, "www.", 4) == 0);
-		}
-		if (skip)
+		if ((seen & BYTE_SKIP) || !(seen & BYTE_WORD))
+			continue;
+		if ((seen & BYTE_W) && chunk_len >= 4 && memmem(text + chunk, chunk_len, "www.", 4) != NULL)
 			continue;
 		for (size_t k = chunk; k < i;) {
-			while (k < i && !is_word_byte((unsigned char)text[k]))
+			while (k < i && !(kind[bytes[k]] & BYTE_WORD))
 				k++;
 			size_t start = k;
-			while (k < i && is_word_byte((unsigned char)text[k]))
+			while (k < i && (kind[bytes[k]] & BYTE_WORD))
 				k++;
 			size_t wlen = k - start;
 			if (wlen == 0)
