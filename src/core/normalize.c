@@ -508,7 +508,20 @@ static void subject_indicators(tr_msg *msg)
 {
 	if (*msg->subject == '\0')
 		return;
-	char *lower = g_utf8_strdown(msg->subject, -1);
+	/* Most subjects are ASCII: lowercased here, as g_utf8_strdown() does
+	 * them in the C.UTF-8 locale the programs set, without its UCS-4 round
+	 * trip. */
+	size_t len = 0;
+	while ((unsigned char)msg->subject[len] - 1u < 0x7Fu)
+		len++;
+	char *lower, *converted = NULL;
+	if (msg->subject[len] == '\0') {
+		lower = tr_pool_alloc_uninit(msg->pool, len + 1);
+		for (size_t i = 0; i <= len; i++)
+			lower[i] = g_ascii_tolower(msg->subject[i]);
+	} else {
+		lower = converted = g_utf8_strdown(msg->subject, -1);
+	}
 	static const char *const autoreply[] = {
 		"out of office", "out of the office", "automatic reply", "auto-reply", "autoreply",
 		"auto reply", "abwesenheitsnotiz", "automatische antwort", "respuesta automática",
@@ -524,7 +537,7 @@ static void subject_indicators(tr_msg *msg)
 		msg->auto_flags |= TR_AUTO_AUTOREPLY_SUBJECT;
 	if (contains_any(lower, bounce))
 		msg->auto_flags |= TR_AUTO_BOUNCE;
-	g_free(lower);
+	g_free(converted);
 }
 
 /* "spf=pass" style results from one Authentication-Results value. */
