@@ -7,7 +7,7 @@
 #                          bot triage-bot, every team room, TLS verified
 #                          against the run's CA) and puts a listener in
 #                          each room (contrib/demo/room-transcript.sh as
-#                          agent2), waiting until all of them are in;
+#                          ROOM-watch), waiting until all of them are in;
 #   demo_xmpp_show         stops the listeners and prints each room's
 #                          transcript: the escalation posts triage made.
 #
@@ -19,10 +19,12 @@ DEMO_ROOMS=()
 demo_xmpp_setup() {
 	local conf=$1 teams room jids=()
 	teams=$(dirname "$conf")/teams.conf
-	srv_start_prosody triage-bot agent2
-	sed -i "s/conference\.example\.test/$SRV_MUC_DOMAIN/" "$teams"
 	mapfile -t DEMO_ROOMS < <(sed -nE 's/^[[:space:]]*room[[:space:]]*=[[:space:]]*([^@[:space:]]+)@.*$/\1/p' "$teams" | sort -u)
 	[ ${#DEMO_ROOMS[@]} -gt 0 ] || { echo "demo: no room in $teams" >&2; return 1; }
+	# One account per listener: two logins of one account with the same
+	# resource (go-sendxmpp's) would throw each other out.
+	srv_start_prosody triage-bot "${DEMO_ROOMS[@]/%/-watch}"
+	sed -i "s/conference\.example\.test/$SRV_MUC_DOMAIN/" "$teams"
 	for room in "${DEMO_ROOMS[@]}"; do jids+=("$room@$SRV_MUC_DOMAIN"); done
 	cat >>"$conf" <<EOF
 
@@ -38,7 +40,7 @@ create_rooms = yes
 EOF
 	for room in "${DEMO_ROOMS[@]}"; do
 		rm -f "$SRV_DIR/room-$room.ready" "$SRV_DIR/room-$room.stop"
-		srv_spawn "room-$room" "$SRV_DIR/room-$room.txt" "$DEMO/room-transcript.sh" \
+		srv_spawn "room-$room" "$SRV_DIR/room-$room.txt" "$DEMO/room-transcript.sh" -u "$room-watch" \
 			-r "$SRV_DIR/room-$room.ready" -s "$SRV_DIR/room-$room.stop" "$room" 600
 	done
 	for room in "${DEMO_ROOMS[@]}"; do
