@@ -276,7 +276,10 @@ static gpointer run(gpointer data)
 			w->stats.connected = false;
 			g_mutex_unlock(&w->lock);
 			count(w, &w->stats.errors, 1);
-			nap(w, tr_backoff_next(&network));
+			int64_t delay = tr_backoff_next(&network);
+			tr_log_warning("imap %s: reconnecting in %.1f s", w->imap.name,
+			               delay / 1000.0);
+			nap(w, delay);
 			continue;
 		}
 		if (store_trouble) {

@@ -274,9 +274,12 @@ int tr_serve_main(const tr_serve_options *o)
 		const char *msg = g_ptr_array_index(msgs, i);
 		tr_log(strstr(msg, ": warning: ") != NULL ? TR_LOG_WARNING : TR_LOG_ERROR, "%s", msg);
 	}
+	char *pidfile = NULL, *user = NULL;
+	bool pid_written = false;
+	GError *error = NULL;
 	if (tr_diag_error_count(diag) > 0) {
 		tr_log_error("%s: configuration refused, not starting", o->config_path);
-		return 2;
+		goto refused;
 	}
 	tr_diag_free(&diag);
 	/* Signals go to the main thread only, which waits for them; blocked
@@ -287,18 +290,12 @@ int tr_serve_main(const tr_serve_options *o)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	GError *error = NULL;
 	/* XMPP first: libstrophe select()s, so its socket must get a low fd
 	 * number, before the store and the IMAP connections take theirs. */
-	if (d.xmpp_config.enabled && (d.xmpp = tr_xmpp_start(&d.xmpp_config, &error)) == NULL) {
-		tr_log_error("%s", error->message);
-		return 2;
-	}
-	if (d.have_smtp && (d.smtp = tr_smtp_client_new(&d.smtp_config, &error)) == NULL) {
-		tr_log_error("%s", error->message);
-		tr_xmpp_stop(&d.xmpp);
-		return 2;
-	}
+	if (d.xmpp_config.enabled && (d.xmpp = tr_xmpp_start(&d.xmpp_config, &error)) == NULL)
+		goto refused;
+	if (d.have_smtp && (d.smtp = tr_smtp_client_new(&d.smtp_config, &error)) == NULL)
+		goto refused;
 	char *domain = tr_conf_string(conf, "outbound", "message_id_domain", NULL);
 	if (domain == NULL) {
 		const char *from = tr_outbound_from_address(tr_engine_outbound(engine));
@@ -313,23 +310,16 @@ int tr_serve_main(const tr_serve_options *o)
 	                                 tr_outbound_from_address(tr_engine_outbound(engine)));
 	/* The store must open before we commit to running. */
 	tr_store *probe = tr_store_open(&d.store_settings, &error);
-	if (probe == NULL) {
-		tr_log_error("%s", error->message);
-		tr_xmpp_stop(&d.xmpp);
-		return 2;
-	}
+	if (probe == NULL)
+		goto refused;
 	tr_store_close(&probe);
 
-	char *pidfile = o->pidfile != NULL ? g_strdup(o->pidfile) : tr_conf_file_path(conf, "serve", "pidfile", NULL);
-	if (pidfile != NULL && !write_pidfile(pidfile)) {
-		tr_xmpp_stop(&d.xmpp);
-		return 2;
-	}
-	char *user = tr_conf_string(conf, "serve", "user", NULL);
-	if (!drop_privileges(user)) {
-		tr_xmpp_stop(&d.xmpp);
-		return 2;
-	}
+	pidfile = o->pidfile != NULL ? g_strdup(o->pidfile) : tr_conf_file_path(conf, "serve", "pidfile", NULL);
+	if (pidfile != NULL && !(pid_written = write_pidfile(pidfile)))
+		goto refused;
+	user = tr_conf_string(conf, "serve", "user", NULL);
+	if (!drop_privileges(user))
+		goto refused;
 
 	d.engines = tr_engine_slot_new(engine);
 	if (d.xmpp != NULL) {
@@ -411,4 +401,29 @@ int tr_serve_main(const tr_serve_options *o)
 	g_free(log);
 	g_free(level);
 	return 0;
+
+refused:
+	/* Nothing has started: say why, free what was loaded, exit 2. */
+	if (error != NULL)
+		tr_log_error("%s", error->message);
+	g_clear_error(&error);
+	if (pid_written)
+		unlink(pidfile);
+	tr_diag_free(&diag);
+	tr_smtp_client_free(&d.smtp);
+	tr_xmpp_stop(&d.xmpp);
+	g_ptr_array_unref(imaps);
+	tr_smtp_config_clear(&d.smtp_config);
+	tr_xmpp_config_clear(&d.xmpp_config);
+	tr_store_settings_clear(&d.store_settings);
+	g_free(d.message_domain);
+	g_free(d.envelope_from);
+	g_free(pidfile);
+	g_free(user);
+	g_free(log);
+	g_free(level);
+	g_cond_clear(&d.wake);
+	g_mutex_clear(&d.lock);
+	tr_engine_free(&engine);
+	return 2;
 }
