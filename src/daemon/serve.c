@@ -276,6 +276,7 @@ int tr_serve_main(const tr_serve_options *o)
 	}
 	char *pidfile = NULL, *user = NULL;
 	bool pid_written = false;
+	int status = 2;
 	GError *error = NULL;
 	if (tr_diag_error_count(diag) > 0) {
 		tr_log_error("%s: configuration refused, not starting", o->config_path);
@@ -322,6 +323,7 @@ int tr_serve_main(const tr_serve_options *o)
 		goto refused;
 
 	d.engines = tr_engine_slot_new(engine);
+	engine = NULL;   /* the slot's now */
 	if (d.xmpp != NULL) {
 		tr_chat_options co = {
 			.xmpp = d.xmpp, .xmpp_config = &d.xmpp_config, .store = &d.store_settings, .engines = d.engines,
@@ -385,25 +387,13 @@ int tr_serve_main(const tr_serve_options *o)
 	tr_chat_free(&d.chat);
 	tr_xmpp_stop(&d.xmpp);
 	tr_log_info("triage serve: stopped");
-	if (pidfile != NULL)
-		unlink(pidfile);
 	g_ptr_array_free(watches, TRUE);
-	g_ptr_array_unref(imaps);
 	tr_engine_slot_free(&d.engines);
-	tr_smtp_client_free(&d.smtp);
-	tr_smtp_config_clear(&d.smtp_config);
-	tr_xmpp_config_clear(&d.xmpp_config);
-	tr_store_settings_clear(&d.store_settings);
-	g_free(d.message_domain);
-	g_free(d.envelope_from);
-	g_free(pidfile);
-	g_free(user);
-	g_free(log);
-	g_free(level);
-	return 0;
+	status = 0;
 
 refused:
-	/* Nothing has started: say why, free what was loaded, exit 2. */
+	/* Stopped, or nothing has started (status 2: say why): free what was
+	 * loaded. */
 	if (error != NULL)
 		tr_log_error("%s", error->message);
 	g_clear_error(&error);
@@ -425,5 +415,5 @@ refused:
 	g_cond_clear(&d.wake);
 	g_mutex_clear(&d.lock);
 	tr_engine_free(&engine);
-	return 2;
+	return status;
 }
