@@ -90,7 +90,7 @@ hold() { # SECONDS: hold the write lock from another process
 	holder=$!
 	sleep 0.3
 }
-hold 4
+hold "$(tr_scaled 4)"   # an instrumented triage starts slower: hold longer
 printf 'From: Busy <busy@busy.example>\nTo: support@example.test\nSubject: busy\nMessage-ID: <busy-1@busy.example>\n\nThe store is locked.\n' \
 	>"$SRV_DIR/busy.eml"
 T ingest --no-deliver "$SRV_DIR/busy.eml" >/dev/null 2>"$SRV_DIR/busy.err"
