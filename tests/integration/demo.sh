@@ -19,7 +19,7 @@ out=$(cat "$tmp/out")
 is "$status" 0 "contrib/demo/run exits 0"
 [ "$status" = 0 ] || diag "$(tail -n 30 "$tmp/out")"
 diag "the demo took $((end - start)) s"
-ok $([ $((end - start)) -lt 60 ] && echo 0 || echo 1) "well under a minute"
+ok $([ $((end - start)) -lt 90 ] && echo 0 || echo 1) "done in under 90 s (about 30 s on an idle 2-core machine)"
 samples=$(ls contrib/demo/samples/*.eml | wc -l)
 like "$out" "demo: OK — $samples customer messages, 1 reply, 1 agent answer: $samples tickets" "the closing line: every sample is a ticket"
 like "$out" 'log: imap support: connected to localhost:[0-9]+, folder INBOX' "triage serve connected to the support mailbox over IMAPS"
