@@ -50,7 +50,9 @@ like "$(cat "$tmp/serve.log")" 'triage serve: started \(1 IMAP folder, localhost
 	diag "$(cat "$tmp/serve.log")"
 kill -TERM "$serve_pid" 2>/dev/null
 wait "$serve_pid"
-is "$?" 0 "and stops on SIGTERM with status 0"
+status=$?
+is "$status" 0 "and stops on SIGTERM with status 0"
+[ "$status" = 0 ] || diag "$(tail -n 15 "$tmp/serve.log")"
 serve_pid=""
 is "$(grep -c 'error:\|warning:' "$tmp/serve.log")" 0 "no configuration error or warning from the daemon" ||
 	diag "$(grep 'error:\|warning:' "$tmp/serve.log")"
