@@ -41,14 +41,7 @@ static int global_setup(void **state)
 	(void)state;
 	setlocale(LC_CTYPE, "C.UTF-8");
 	char *conf = tr_test_path("conf/triage.conf");
-	tr_diag *diag = tr_diag_new();
-	engine = tr_engine_load(conf, diag);
-	if (engine == NULL) {
-		char *text = tr_diag_join(diag);
-		fprintf(stderr, "%s\n", text);
-		g_free(text);
-	}
-	tr_diag_free(&diag);
+	engine = tr_test_engine(conf);
 	g_free(conf);
 	dir = g_dir_make_tmp("triage-chat-XXXXXX", NULL);
 	return engine != NULL ? 0 : -1;
@@ -58,11 +51,7 @@ static int global_teardown(void **state)
 {
 	(void)state;
 	tr_engine_free(&engine);
-	char *cmd = g_strdup_printf("rm -rf '%s'", dir);
-	int rc = system(cmd);
-	(void)rc;
-	g_free(cmd);
-	g_free(dir);
+	tr_test_rmtree(&dir);
 	return 0;
 }
 

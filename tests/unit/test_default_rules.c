@@ -27,14 +27,7 @@ static int setup(void **state)
 	(void)state;
 	setlocale(LC_CTYPE, "C.UTF-8");
 	char *path = tr_test_path("conf/triage.conf");
-	tr_diag *diag = tr_diag_new();
-	engine = tr_engine_load(path, diag);
-	if (engine == NULL) {
-		char *errors = tr_diag_join(diag);
-		fprintf(stderr, "%s\n", errors);
-		g_free(errors);
-	}
-	tr_diag_free(&diag);
+	engine = tr_test_engine(path);
 	g_free(path);
 	return engine != NULL ? 0 : -1;
 }

@@ -387,14 +387,7 @@ static int gateway_setup(void **state)
 	(void)state;
 	tr_norm_global_init();
 	char *path = tr_test_path("conf/triage.conf");
-	tr_diag *diag = tr_diag_new();
-	engine = tr_engine_load(path, diag);
-	if (engine == NULL) {
-		char *text = tr_diag_join(diag);
-		fprintf(stderr, "engine: %s\n", text);
-		g_free(text);
-	}
-	tr_diag_free(&diag);
+	engine = tr_test_engine(path);
 	g_free(path);
 	if (engine == NULL)
 		return -1;

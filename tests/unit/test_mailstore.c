@@ -20,9 +20,7 @@ static int setup(void **state)
 	(void)state;
 	tr_norm_global_init();
 	char *path = tr_test_path("conf/triage.conf");
-	tr_diag *diag = tr_diag_new();
-	engine = tr_engine_load(path, diag);
-	tr_diag_free(&diag);
+	engine = tr_test_engine(path);
 	g_free(path);
 	if (engine == NULL)
 		return -1;
@@ -36,11 +34,7 @@ static int teardown(void **state)
 	(void)state;
 	tr_engine_slot_free(&engines);
 	tr_engine_free(&engine);
-	char *cmd = g_strdup_printf("rm -rf '%s'", dir);
-	int rc = system(cmd);
-	(void)rc;
-	g_free(cmd);
-	g_free(dir);
+	tr_test_rmtree(&dir);
 	return 0;
 }
 

@@ -18,9 +18,7 @@ static int setup(void **state)
 	(void)state;
 	tr_norm_global_init();
 	char *path = tr_test_path("conf/triage.conf");
-	tr_diag *diag = tr_diag_new();
-	engine = tr_engine_load(path, diag);
-	tr_diag_free(&diag);
+	engine = tr_test_engine(path);
 	g_free(path);
 	if (engine == NULL)
 		return -1;

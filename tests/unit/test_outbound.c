@@ -27,9 +27,7 @@ static int setup(void **state)
 	(void)state;
 	setlocale(LC_CTYPE, "C.UTF-8");
 	char *conf = tr_test_path("conf/triage.conf");
-	tr_diag *diag = tr_diag_new();
-	engine = tr_engine_load(conf, diag);
-	tr_diag_free(&diag);
+	engine = tr_test_engine(conf);
 	g_free(conf);
 	if (engine == NULL)
 		return -1;
@@ -51,11 +49,7 @@ static int teardown(void **state)
 	tr_ingest_free(&ing);
 	tr_store_close(&store);
 	tr_engine_free(&engine);
-	char *cmd = g_strdup_printf("rm -rf '%s'", dir);
-	int rc = system(cmd);
-	(void)rc;
-	g_free(cmd);
-	g_free(dir);
+	tr_test_rmtree(&dir);
 	return 0;
 }
 

@@ -61,14 +61,7 @@ static int setup(void **state)
 		"[outbound]\ntemplates = %1$s/../templates\n", abs_conf);
 	char *main_path = g_build_filename(dir, "triage.conf", NULL);
 	g_file_set_contents(main_path, main_conf, -1, NULL);
-	tr_diag *diag = tr_diag_new();
-	engine = tr_engine_load(main_path, diag);
-	if (engine == NULL) {
-		char *errors = tr_diag_join(diag);
-		fprintf(stderr, "%s\n", errors);
-		g_free(errors);
-	}
-	tr_diag_free(&diag);
+	engine = tr_test_engine(main_path);
 	g_free(rules_dir);
 	g_free(rules_file);
 	g_free(conf_dir);
@@ -82,11 +75,7 @@ static int teardown(void **state)
 {
 	(void)state;
 	tr_engine_free(&engine);
-	char *cmd = g_strdup_printf("rm -rf '%s'", dir);
-	int rc = system(cmd);
-	(void)rc;
-	g_free(cmd);
-	g_free(dir);
+	tr_test_rmtree(&dir);
 	return 0;
 }
 

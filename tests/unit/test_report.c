@@ -39,14 +39,7 @@ static int setup(void **state)
 	setlocale(LC_CTYPE, "C.UTF-8");
 	dir = g_dir_make_tmp("triage-report-XXXXXX", NULL);
 	char *conf = tr_test_path("conf/triage.conf");
-	tr_diag *diag = tr_diag_new();
-	engine = tr_engine_load(conf, diag);
-	if (engine == NULL) {
-		char *errors = tr_diag_join(diag);
-		fprintf(stderr, "%s\n", errors);
-		g_free(errors);
-	}
-	tr_diag_free(&diag);
+	engine = tr_test_engine(conf);
 	g_free(conf);
 	return engine != NULL && dir != NULL ? 0 : -1;
 }
@@ -55,11 +48,7 @@ static int teardown(void **state)
 {
 	(void)state;
 	tr_engine_free(&engine);
-	char *cmd = g_strdup_printf("rm -rf '%s'", dir);
-	int rc = system(cmd);
-	(void)rc;
-	g_free(cmd);
-	g_free(dir);
+	tr_test_rmtree(&dir);
 	return 0;
 }
 

@@ -1,6 +1,7 @@
 /* testutil.c — see testutil.h */
 #include "../testutil.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -32,4 +33,29 @@ char *tr_test_read(const char *path, size_t *len_r)
 	if (len_r != NULL)
 		*len_r = len;
 	return data;
+}
+
+tr_engine *tr_test_engine(const char *config_path)
+{
+	tr_diag *diag = tr_diag_new();
+	tr_engine *engine = tr_engine_load(config_path, diag);
+	if (engine == NULL) {
+		char *text = tr_diag_join(diag);
+		fprintf(stderr, "%s\n", text);
+		g_free(text);
+	}
+	tr_diag_free(&diag);
+	return engine;
+}
+
+void tr_test_rmtree(char **dirp)
+{
+	if (*dirp == NULL)
+		return;
+	char *cmd = g_strdup_printf("rm -rf '%s'", *dirp);
+	int rc = system(cmd);
+	(void)rc;
+	g_free(cmd);
+	g_free(*dirp);
+	*dirp = NULL;
 }
