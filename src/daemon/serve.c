@@ -254,10 +254,10 @@ int tr_serve_main(const tr_serve_options *o)
 	char *log = o->log != NULL ? g_strdup(o->log) : tr_conf_string(conf, "serve", "log", "stderr");
 	char *level = o->log_level != NULL ? g_strdup(o->log_level) : tr_conf_string(conf, "serve", "log_level", "info");
 	tr_log_level lvl;
-	if (o->log_level != NULL && !tr_log_parse_level(level, &lvl))
-		tr_diag_error(diag, NULL, 0, "--log-level: '%s' is not error, warning, info or debug", level);
-	else if (tr_log_parse_level(level, &lvl))
+	if (tr_log_parse_level(level, &lvl))
 		tr_log_set_level(lvl);
+	else if (o->log_level != NULL)   /* a bad [serve] log_level: load_serve_group said so */
+		tr_diag_error(diag, NULL, 0, "--log-level: '%s' is not error, warning, info or debug", level);
 	if (strcmp(log, "syslog") == 0)
 		tr_log_open(true, "triage");
 	else if (o->log != NULL && strcmp(log, "stderr") != 0)
@@ -304,9 +304,7 @@ int tr_serve_main(const tr_serve_options *o)
 	}
 	d.message_domain = domain;
 	d.outbox.message_domain = domain;
-	char *jid = tr_conf_string(conf, "xmpp", "jid", NULL);
-	d.outbox.rooms = jid != NULL && *jid != '\0';
-	g_free(jid);
+	d.outbox.rooms = d.xmpp_config.enabled;
 	d.envelope_from = tr_conf_string(conf, "outbound", "envelope_from",
 	                                 tr_outbound_from_address(tr_engine_outbound(engine)));
 	/* The store must open before we commit to running. */
