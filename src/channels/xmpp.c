@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <strophe.h>
 
 #include "channels/xmpp-private.h"
@@ -2002,6 +2003,14 @@ static void library_init(void)
 {
 	static gsize done = 0;
 	if (g_once_init_enter(&done)) {
+		/* Without OpenSSL's exit handler: a connection thread that
+		 * tr_xmpp_stop() let go may still be inside OpenSSL (loading the
+		 * CA bundle, a handshake) when the process exits, and the handler
+		 * would free OpenSSL's global state under it.  The first
+		 * initialisation in a process decides, so triage's main() does
+		 * the same before anything else; this covers other programs. */
+		if (!OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL))
+			g_error("xmpp: OpenSSL cannot be initialised");
 		xmpp_initialize();
 		g_once_init_leave(&done, 1);
 	}

@@ -202,7 +202,12 @@ bool tr_xmpp_close(tr_xmpp *x, int timeout_ms);
 /* tr_xmpp_close(x, 0) and free everything, unread events included; sets
  * *x = NULL.  A thread that did not finish in time is detached and frees
  * its own state when the blocking call returns, so this returns in ~2 s
- * at most. */
+ * at most.  The process may exit while such a thread is still inside
+ * OpenSSL: tr_xmpp_start() initialises OpenSSL without its exit handler
+ * (OPENSSL_INIT_NO_ATEXIT), which would otherwise free OpenSSL's global
+ * state under the thread.  Only the first initialisation in a process
+ * counts, so a program that uses OpenSSL before tr_xmpp_start() must do
+ * the same first (triage's main() does). */
 void tr_xmpp_stop(tr_xmpp **x);
 
 /* Enqueue a groupchat message to room (a bare room JID) or a chat message

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "cli/cli.h"
 
 #ifndef TR_VERSION
@@ -53,6 +55,15 @@ int main(int argc, char **argv)
 	if (setlocale(LC_CTYPE, "C.UTF-8") == NULL)
 		setlocale(LC_CTYPE, "");
 	signal(SIGPIPE, SIG_IGN);
+	/* OpenSSL without its exit handler, before any library initialises it
+	 * with one (the first initialisation decides): a connection thread
+	 * that a bounded stop let go (xmpp.h, tr_xmpp_stop) may still be
+	 * inside OpenSSL when we exit, and the handler would free OpenSSL's
+	 * global state under it.  The process is ending; the kernel frees it. */
+	if (!OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL)) {
+		fprintf(stderr, "triage: OpenSSL cannot be initialised\n");
+		return TR_EXIT_FAIL;
+	}
 	tr_norm_global_init();
 	if (argc < 2) {
 		usage(stderr);
