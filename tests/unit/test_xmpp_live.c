@@ -15,9 +15,9 @@
  *                          kick NICK),
  *                          the script answers in "reply"
  *   TR_TIME_FACTOR         (optional, whole number) stretches every wait and
- *                          timeout below: an instrumented build is slower,
- *                          and every connection loads the system CA bundle
- *                          (libstrophe 0.12), seconds under ASan
+ *                          timeout below: an instrumented build is slower
+ *   SSL_CERT_FILE, SSL_CERT_DIR  an empty system trust store: the test CA is
+ *                          trusted through ca_file only
  * Accounts: triage-bot (the gateway), agent1 (a human agent), stranger (a
  * customer); the offline message "offline-hello" from stranger waits for
  * triage-bot.
@@ -309,7 +309,7 @@ static void test_untrusted_certificate_is_refused(void **state)
 {
 	(void)state;
 	NEED_SERVER();
-	tr_xmpp_config cfg = make_config(BOT, "triage", false); /* no ca_file: system store */
+	tr_xmpp_config cfg = make_config(BOT, "triage", false); /* no ca_file: system store (empty, xmpp.sh) */
 	peer *bot = peer_start("bot", &cfg);
 	const tr_xmpp_event *ev = peer_expect(bot, (want){ .type = TR_XMPP_EVENT_DISCONNECTED }, 5000,
 	                                      "a refused connection attempt");
