@@ -38,6 +38,26 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -letpan -lmilter -lcsv -lpthread -lm
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
+# The allocator.  GMime and GLib make hundreds of small allocations for each
+# message; with mimalloc (Debian's libmimalloc2.0) in place of glibc's
+# malloc a message costs 13 % less CPU (docs/performance.md).
+# `make ALLOCATOR=libc` keeps glibc's malloc and its hardening checks
+# (docs/security.md).  Sanitizer and fuzz builds always use the sanitizer's
+# allocator.  --no-as-needed: nothing names mimalloc, it replaces malloc.
+ALLOCATOR ?= mimalloc
+ifeq ($(ALLOCATOR),mimalloc)
+ifneq ($(SANITIZE),1)
+MALLOC_LIBS = -Wl,--push-state,--no-as-needed -lmimalloc -Wl,--pop-state
+ifeq ($(filter clean help,$(MAKECMDGOALS)),)
+ifeq ($(shell $(CC) -print-file-name=libmimalloc.so),libmimalloc.so)
+$(error libmimalloc-dev is not installed — run ./bootstrap, or build with make ALLOCATOR=libc)
+endif
+endif
+endif
+else ifneq ($(ALLOCATOR),libc)
+$(error ALLOCATOR must be mimalloc or libc, not '$(ALLOCATOR)')
+endif
+
 WARN    = -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 OPT     ?= -O2 -g
 ifeq ($(SANITIZE),1)
@@ -94,17 +114,17 @@ $(LIB): $(LIB_OBJ)
 
 $(BIN): $(CLI_OBJ) $(LIB)
 	$(say) LINK $@
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(PKG_LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(MALLOC_LIBS) $(PKG_LIBS)
 
 $(BUILDDIR)/tests/%: $(BUILDDIR)/obj/tests/unit/%.o $(TEST_SUPPORT_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(say) LINK $@
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJ) $(LIB) $(PKG_LIBS) $(CMOCKA_LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJ) $(LIB) $(MALLOC_LIBS) $(PKG_LIBS) $(CMOCKA_LIBS)
 
 $(BUILDDIR)/bench/%: $(BUILDDIR)/obj/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(say) LINK $@
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(PKG_LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(MALLOC_LIBS) $(PKG_LIBS)
 
 # tests/integration/milter-bench.sh drives the milter with a bench program.
 tests: $(BIN) $(TEST_BIN) $(BUILDDIR)/bench/milter_driver

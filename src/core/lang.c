@@ -15,7 +15,10 @@ static const char *const codes[] = { "en", "es", "de", "fr", "pt", "it", "nl" };
 static const char *const words[N_LANGS] = {
 	/* en */ "the and is are was were you your have has with this that not for from our we "
 	         "can please thanks thank would could will be it my i of to in on at an been there "
-	         "what when which they them but or if do does did any all been since still just",
+	         "what when which they them but or if do does did any all been since still just "
+	         "about again because before done get got hello hi here how into know like more "
+	         "need now only out should some sure than then these those too tried try up very "
+	         "want who why working works",
 	/* es */ "el la los las es en y que de por para con una del mi su pero muy está están esto "
 	         "este esta hola gracias no se lo como mis puedo tengo hace desde sigue ayuda favor "
 	         "cuenta hay ya también usted",
@@ -209,6 +212,25 @@ static const char *textcat_guess(tr_lang *lang, const char *text, size_t len, co
 	return result;
 }
 
+/* A lead of at least LEAD_EARLY function words and LEAD_EARLY_RATIO times
+ * the runner-up's. */
+#define LEAD_EARLY 8.0
+#define LEAD_EARLY_RATIO 4.0
+
+static bool overwhelming(const double score[N_LANGS])
+{
+	double best = 0, second = 0;
+	for (unsigned l = 0; l < N_LANGS; l++) {
+		if (score[l] > best) {
+			second = best;
+			best = score[l];
+		} else if (score[l] > second) {
+			second = score[l];
+		}
+	}
+	return best >= LEAD_EARLY && best >= second * LEAD_EARLY_RATIO;
+}
+
 const char *tr_lang_detect(tr_lang *lang, const char *text, size_t len)
 {
 	if (len > TR_LANG_SAMPLE_BYTES) {
@@ -218,11 +240,12 @@ const char *tr_lang_detect(tr_lang *lang, const char *text, size_t len)
 	}
 	/* A word shared by n languages gives each of them 1/n. */
 	double score[N_LANGS] = { 0 };
-	unsigned total_words = 0;
+	unsigned total_words = 0, hits = 0;
+	bool done = false;
 	size_t i = 0;
 	const unsigned char *bytes = (const unsigned char *)text;
 	const uint8_t *kind = lang->byte_kind;
-	while (i < len) {
+	while (i < len && !done) {
 		/* Whitespace-separated chunks; URLs, addresses and paths say
 		 * nothing about the language and are skipped whole. */
 		while (i < len && (kind[bytes[i]] & BYTE_SPACE))
@@ -253,10 +276,19 @@ const char *tr_lang_detect(tr_lang *lang, const char *text, size_t len)
 			uint64_t head, tail;
 			word_key(text + start, wlen, &head, &tail);
 			guint mask = (guint)(word_find(lang->slots, head, tail)->tail >> 56);
-			double share = mask != 0 ? 1.0 / __builtin_popcount(mask) : 0;
+			if (mask == 0)
+				continue;
+			double share = 1.0 / __builtin_popcount(mask);
 			for (unsigned l = 0; mask != 0; l++, mask >>= 1) {
 				if (mask & 1u)
 					score[l] += share;
+			}
+			/* Every eighth function word: stop reading once one
+			 * language leads overwhelmingly (the rest of the
+			 * sample cannot change the verdict in practice). */
+			if ((++hits & 7) == 0 && overwhelming(score)) {
+				done = true;
+				break;
 			}
 		}
 	}

@@ -112,10 +112,31 @@ static const EVP_MD *sha256(void)
 	return md;
 }
 
+/* One digest context per thread, reset for every message: creating and
+ * freeing one per message cost as much as hashing a short mail. */
+static void digest_ctx_free(gpointer ctx)
+{
+	EVP_MD_CTX_free(ctx);
+}
+
+static GPrivate digest_ctx_key = G_PRIVATE_INIT(digest_ctx_free);
+
+static EVP_MD_CTX *digest_ctx(void)
+{
+	EVP_MD_CTX *ctx = g_private_get(&digest_ctx_key);
+	if (ctx == NULL) {
+		ctx = EVP_MD_CTX_new();
+		if (ctx == NULL)
+			g_error("tr_msg_content_hash: cannot allocate a digest context");
+		g_private_set(&digest_ctx_key, ctx);
+	}
+	return ctx;
+}
+
 void tr_msg_content_hash(tr_msg *msg)
 {
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	if (ctx == NULL || !EVP_DigestInit_ex2(ctx, sha256(), NULL))
+	EVP_MD_CTX *ctx = digest_ctx();
+	if (!EVP_DigestInit_ex2(ctx, sha256(), NULL))
 		g_error("tr_msg_content_hash: cannot start SHA-256");
 	char date[32];
 	g_snprintf(date, sizeof(date), "%" G_GINT64_FORMAT, (gint64)msg->date);
@@ -131,7 +152,6 @@ void tr_msg_content_hash(tr_msg *msg)
 	unsigned char digest[EVP_MAX_MD_SIZE];
 	unsigned int digest_len = 0;
 	EVP_DigestFinal_ex(ctx, digest, &digest_len);
-	EVP_MD_CTX_free(ctx);
 	static const char hex[] = "0123456789abcdef";
 	G_STATIC_ASSERT(sizeof(msg->content_hash) == 2 * 32 + 1);
 	for (unsigned i = 0; i < 32 && i < digest_len; i++) {

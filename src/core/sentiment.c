@@ -1656,6 +1656,39 @@ static bool has_emoji(const tr_sentiment *s, const uint8_t *text, size_t n)
 	return false;
 }
 
+/* The scratch block of a text too long for the stack, kept per thread and
+ * grown, never shrunk (TR_SENTIMENT_MAX_INPUT bounds it at about 2 MB):
+ * a long mail then costs no malloc, no fastbin consolidation and no
+ * fresh pages on every call.  Freed when the thread ends. */
+struct heap_scratch {
+	size_t cap;
+	uint8_t *data;
+};
+
+static void heap_scratch_free(gpointer p)
+{
+	struct heap_scratch *h = p;
+	g_free(h->data);
+	g_free(h);
+}
+
+static GPrivate heap_scratch_key = G_PRIVATE_INIT(heap_scratch_free);
+
+static uint8_t *heap_scratch(size_t bytes)
+{
+	struct heap_scratch *h = g_private_get(&heap_scratch_key);
+	if (h == NULL) {
+		h = g_new0(struct heap_scratch, 1);
+		g_private_set(&heap_scratch_key, h);
+	}
+	if (h->cap < bytes) {
+		g_free(h->data);
+		h->cap = pow2_at_least(bytes);
+		h->data = g_malloc(h->cap);
+	}
+	return h->data;
+}
+
 tr_sentiment_score tr_sentiment_text(const tr_sentiment *s, const char *utf8, size_t len)
 {
 	tr_sentiment_score none = { 0, 0, 0, 0 };
@@ -1679,7 +1712,7 @@ tr_sentiment_score tr_sentiment_text(const tr_sentiment *s, const char *utf8, si
 	               map_max * (sizeof(uint64_t) + sizeof(uint32_t));
 	/* short texts (chat lines, subjects, tweets) stay on the stack */
 	_Alignas(16) uint8_t stack_block[SCRATCH_STACK];
-	uint8_t *block = bytes <= sizeof(stack_block) ? stack_block : g_malloc(bytes);
+	uint8_t *block = bytes <= sizeof(stack_block) ? stack_block : heap_scratch(bytes);
 
 	struct scratch sc = { .but = SIZE_MAX };
 	uint8_t *p = block;
@@ -1728,8 +1761,5 @@ tr_sentiment_score tr_sentiment_text(const tr_sentiment *s, const char *utf8, si
 		but_check(&sc);
 	}
 
-	tr_sentiment_score r = score_valence(&sc);
-	if (block != stack_block)
-		g_free(block);
-	return r;
+	return score_valence(&sc);
 }
