@@ -511,6 +511,7 @@ static bool parse_fields(const tr_conf *conf, tr_diag *diag, const char *group, 
 			if (r->header != NULL) {
 				tr_conf_error(conf, diag, group, "in", "only one header per rule");
 				ok = false;
+				continue;
 			}
 			r->header = g_strdup(*it + 7);
 			r->fields |= 1u << TR_FIELD_HEADER;

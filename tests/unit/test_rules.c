@@ -104,6 +104,9 @@ static void test_errors_name_file_line_rule(void **state)
 	expect_error("[rule l]\nphrases = x\ncategory = c\nlang = english\n", "[rule l] lang");
 	expect_error("[rule broken\nphrases = x\n", "test.conf:1:");
 	expect_error("[rule star]\nphrases = re*fund\ncategory = c\n", "'*' only at the end");
+	/* the second header is refused and not kept (it leaked: fuzz_rules) */
+	expect_error("[rule h]\nin = header:X-A, header:X-B\nphrases = x\ncategory = c\n",
+	             "test.conf:2: error: [rule h] in: only one header per rule");
 }
 
 static void test_dangerous_patterns_refused(void **state)
