@@ -212,6 +212,26 @@ static const char *textcat_guess(tr_lang *lang, const char *text, size_t len, co
 	return result;
 }
 
+/* The leading language of score (-1 when none scored) and the two highest
+ * scores. */
+static int leader(const double score[N_LANGS], double *best_r, double *second_r)
+{
+	double best = 0, second = 0;
+	int best_lang = -1;
+	for (unsigned l = 0; l < N_LANGS; l++) {
+		if (score[l] > best) {
+			second = best;
+			best = score[l];
+			best_lang = (int)l;
+		} else if (score[l] > second) {
+			second = score[l];
+		}
+	}
+	*best_r = best;
+	*second_r = second;
+	return best_lang;
+}
+
 /* A lead of at least LEAD_EARLY function words and LEAD_EARLY_RATIO times
  * the runner-up's. */
 #define LEAD_EARLY 8.0
@@ -219,15 +239,8 @@ static const char *textcat_guess(tr_lang *lang, const char *text, size_t len, co
 
 static bool overwhelming(const double score[N_LANGS])
 {
-	double best = 0, second = 0;
-	for (unsigned l = 0; l < N_LANGS; l++) {
-		if (score[l] > best) {
-			second = best;
-			best = score[l];
-		} else if (score[l] > second) {
-			second = score[l];
-		}
-	}
+	double best, second;
+	leader(score, &best, &second);
 	return best >= LEAD_EARLY && best >= second * LEAD_EARLY_RATIO;
 }
 
@@ -292,17 +305,8 @@ const char *tr_lang_detect(tr_lang *lang, const char *text, size_t len)
 			}
 		}
 	}
-	double best = 0, second = 0;
-	int best_lang = -1;
-	for (unsigned l = 0; l < N_LANGS; l++) {
-		if (score[l] > best) {
-			second = best;
-			best = score[l];
-			best_lang = (int)l;
-		} else if (score[l] > second) {
-			second = score[l];
-		}
-	}
+	double best, second;
+	int best_lang = leader(score, &best, &second);
 	/* Decisive: enough evidence and a clear lead over the runner-up. */
 	if (best_lang >= 0 && best >= 2 && best >= second * 1.5)
 		return codes[best_lang];
